@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine:  make run  |  make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: run test lint typecheck unit clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fittracker serve --config config/default.toml $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check fittracker plugins tests run.py
+	$(BIN)/ruff format --check fittracker plugins tests run.py
+
+# mypy cannot see through the editable-install import hook that maps plugins/ to the
+# fittracker_plugins package, so give it a symlink with the package's real name.
+typecheck: $(STAMP)
+	mkdir -p build/typecheck && ln -sfn ../../plugins build/typecheck/fittracker_plugins
+	MYPYPATH=build/typecheck $(BIN)/mypy -p fittracker -p fittracker_plugins
+
+unit: $(STAMP)
+	$(BIN)/pytest -q $(ARGS)
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

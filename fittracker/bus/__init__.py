@@ -1,0 +1,38 @@
+"""The event bus: a port (:mod:`fittracker.bus.base`) and its backends.
+
+``open_bus`` picks a backend by name. Every backend gives the same guarantees: durable
+publish, consumer groups with at-least-once delivery and redelivery of unacknowledged events,
+and a broadcast ``tail``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fittracker.bus.base import BusMetrics, Event, EventBus, Handler
+from fittracker.bus.sqlite import SqliteEventBus
+
+__all__ = ["BACKENDS", "BusMetrics", "Event", "EventBus", "Handler", "SqliteEventBus", "open_bus"]
+
+BACKENDS = ("sqlite",)
+
+
+def open_bus(
+    backend: str,
+    *,
+    data_dir: Path,
+    metrics: BusMetrics | None = None,
+    consumer: str | None = None,
+    **options: Any,
+) -> EventBus:
+    """Build (without starting) the event bus named by ``backend``.
+
+    ``consumer`` names this process within its consumer groups (default: host, pid and a
+    random suffix). ``options`` go to the backend; for ``"sqlite"`` see
+    :class:`~fittracker.bus.sqlite.SqliteEventBus` (``poll_interval``, ``visibility_timeout``,
+    ``max_deliveries``, ``batch_size``, ``close_timeout``, ``busy_timeout``).
+    """
+    if backend == "sqlite":
+        return SqliteEventBus(data_dir, metrics=metrics, consumer=consumer, **options)
+    raise ValueError(f"unknown event-bus backend {backend!r}; valid backends: {', '.join(BACKENDS)}")

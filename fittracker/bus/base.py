@@ -1,0 +1,106 @@
+"""The event-bus port: CloudEvents on a durable log, consumer groups, at-least-once delivery.
+
+Two ways to receive events:
+
+- ``subscribe(group, handlers)``: a *consumer group*. Every event of a subscribed type is
+  handled by one consumer of the group, at least once: an event whose handler crashed (or
+  whose process died) is delivered again. The bus skips events the group has already
+  acknowledged, but a crash between "handled" and "acknowledged" re-delivers, so handlers
+  must be idempotent (dedupe by ``event.id``).
+- ``tail(types, since)``: a *broadcast* read. Every caller sees every event from ``since``
+  on; nothing is acknowledged. Used for process-local caches (e.g. revoked tokens).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A CloudEvents 1.0 envelope plus the request id that caused it."""
+
+    type: str
+    source: str
+    data: dict[str, Any]
+    subject: str | None = None
+    request_id: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    specversion: str = "1.0"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "subject": self.subject,
+            "data": self.data,
+            "request_id": self.request_id,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Event:
+        return cls(
+            type=raw["type"],
+            source=raw["source"],
+            data=dict(raw.get("data") or {}),
+            subject=raw.get("subject"),
+            request_id=raw.get("request_id"),
+            id=raw["id"],
+            time=raw["time"],
+            specversion=raw.get("specversion", "1.0"),
+        )
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class BusMetrics(Protocol):
+    """What the bus reports to ``/metrics``."""
+
+    def published(self, event_type: str) -> None: ...
+
+    def handled(self, group: str, event_type: str, outcome: str) -> None: ...
+
+
+class EventBus(Protocol):
+    """Publish/subscribe over a durable event log."""
+
+    async def publish(
+        self,
+        type: str,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        subject: str | None = None,
+        request_id: str | None = None,
+    ) -> Event:
+        """Append an event durably and return it; returns only once it is stored."""
+        ...
+
+    def subscribe(self, group: str, handlers: Mapping[str, Handler]) -> None:
+        """Register a consumer group's handlers (by event type). Call before ``start``."""
+        ...
+
+    def tail(self, types: Collection[str], since: datetime) -> AsyncIterator[Event]:
+        """Every event of ``types`` stored at or after ``since``, then live ones, forever."""
+        ...
+
+    async def start(self) -> None:
+        """Begin delivering to subscribed groups."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the bus cannot accept events."""
+        ...
+
+    async def close(self) -> None:
+        """Stop delivery (letting in-flight handlers finish) and release resources."""
+        ...

@@ -1,0 +1,74 @@
+"""What a plug-in is given: :class:`PluginContext`, and the typed keys to find it again."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from fittracker.auth import Auth
+from fittracker.bus import EventBus
+from fittracker.config import Settings
+from fittracker.metrics import Metrics
+from fittracker.plugins import PluginInfo
+from fittracker.services import ServiceClient
+from fittracker.storage import Database
+
+if TYPE_CHECKING:
+    import aiojobs
+
+
+@dataclass(slots=True)
+class PluginContext:
+    """Everything one plug-in may use. Built by the core, one per plug-in per process.
+
+    ``db`` is the plug-in's own database; ``bus``, ``auth``, ``services`` and ``metrics`` are
+    shared by every plug-in of the process. ``jobs`` exists from start-up until clean-up.
+    """
+
+    info: PluginInfo
+    settings: Mapping[str, Any]
+    config: Settings
+    db: Database
+    bus: EventBus
+    auth: Auth
+    services: ServiceClient
+    metrics: Metrics
+    log: logging.Logger
+    _jobs: aiojobs.Scheduler | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    @property
+    def jobs(self) -> aiojobs.Scheduler:
+        """The plug-in's background-job scheduler (closed gracefully on shutdown)."""
+        if self._jobs is None:
+            raise RuntimeError(f"{self.name}: ctx.jobs is available only between start-up and clean-up")
+        return self._jobs
+
+    async def publish(self, type: str, data: Mapping[str, Any], *, subject: str | None = None) -> None:
+        """Publish an event with this plug-in as its source and the current request id."""
+        from fittracker.log import current_request_id
+
+        await self.bus.publish(
+            type, data, source=f"fittracker/{self.name}", subject=subject, request_id=current_request_id()
+        )
+
+
+# The only app keys of the core. ``CONTEXT`` sits on each plug-in's sub-application.
+CONTEXT = web.AppKey("fittracker.context", PluginContext)
+
+
+def plugin_context(request: web.Request) -> PluginContext:
+    """The context of the plug-in that owns the route being served."""
+    return request.app[CONTEXT]

@@ -1,0 +1,125 @@
+"""The core's middlewares, outermost first: request context, problems, auth, rate limit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from fittracker.auth import AUTH_ERROR, PRINCIPAL, bearer_token
+from fittracker.context import CONTEXT
+from fittracker.errors import TooManyRequests, Unauthorized
+from fittracker.http.problems import problem_middleware
+from fittracker.http.requestid import HEADER, accept_or_make
+from fittracker.log import reset_request_id, set_request_id
+from fittracker.runtime import Runtime
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+access_log = logging.getLogger("fittracker.access")
+REQUEST_ID = web.RequestKey("fittracker.request_id", str)
+# Paths the infrastructure polls; never rate limited.
+UNLIMITED = ("/health", "/metrics")
+
+
+def owning_plugin(request: web.Request) -> str | None:
+    """The plug-in whose sub-app matched this request, or None for core routes."""
+    for app in reversed(request.match_info.apps):
+        ctx = app.get(CONTEXT)
+        if ctx is not None:
+            return ctx.name
+    return None
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (``/api/v1/users/{id}``), never the raw path (bounded cardinality)."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def make_middlewares(runtime: Runtime) -> list[Middleware]:
+    metrics = runtime.metrics
+    log_access = runtime.settings.section("log")["access_log"]
+
+    @web.middleware
+    async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = accept_or_make(request.headers.get(HEADER))
+        request[REQUEST_ID] = request_id
+        token = set_request_id(request_id)
+        started = time.perf_counter()
+        metrics.in_flight.inc()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            if not response.prepared:
+                response.headers[HEADER] = request_id
+            return response
+        finally:
+            metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            plugin = owning_plugin(request) or "core"
+            route = route_label(request)
+            metrics.requests.labels(
+                plugin=plugin, method=request.method, route=route, status=str(status)
+            ).inc()
+            metrics.latency.labels(plugin=plugin, route=route).observe(elapsed)
+            if log_access:
+                principal = request.get(PRINCIPAL)
+                access_log.info(
+                    "%s %s %s",
+                    request.method,
+                    request.path,
+                    status,
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "plugin": plugin,
+                        "user_id": principal.user_id if principal else None,
+                        "request_id": request_id,
+                        "remote": runtime.client_address.of(request),
+                    },
+                )
+            reset_request_id(token)
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        token = bearer_token(request)
+        if token is not None:
+            try:
+                request[PRINCIPAL] = runtime.auth.verify(token)
+            except Unauthorized as exc:
+                request[AUTH_ERROR] = exc  # raised only where a handler asks for the user
+        return await handler(request)
+
+    middlewares: list[Middleware] = [request_context, problem_middleware, authenticate]
+
+    limiter = runtime.limiter
+    if limiter is not None:
+
+        @web.middleware
+        async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path in UNLIMITED or request.method == "OPTIONS":
+                return await handler(request)
+            principal = request.get(PRINCIPAL)
+            client = f"u:{principal.user_id}" if principal else f"ip:{runtime.client_address.of(request)}"
+            verdict, scope = await limiter.check(client, owning_plugin(request))
+            if not verdict.allowed:
+                metrics.rate_limited.labels(scope=scope).inc()
+                raise TooManyRequests(
+                    f"rate limit of {verdict.limit} requests per {limiter.window_s} s reached ({scope})",
+                    headers=verdict.headers(),
+                )
+            response = await handler(request)
+            if not response.prepared:
+                response.headers.update(verdict.headers())
+            return response
+
+        middlewares.append(rate_limit)
+    return middlewares

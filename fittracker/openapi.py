@@ -1,0 +1,112 @@
+"""Helpers to describe a plug-in's API in OpenAPI 3.1, and the assembly of the whole spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from fittracker.errors import ConfigError
+
+REF = "#/components/schemas/{model}"
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+_STATUS_TEXT = {
+    400: "Malformed request",
+    401: "Missing, invalid, expired or revoked token",
+    403: "Not allowed for this role",
+    404: "Not found (or not yours)",
+    409: "Conflict with the current state",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Validation failed",
+    429: "Rate limited",
+}
+
+
+def ref(model: type[BaseModel] | str) -> dict[str, str]:
+    name = model if isinstance(model, str) else model.__name__
+    return {"$ref": REF.format(model=name)}
+
+
+def schemas(*models: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
+    """Component schemas for pydantic models (nested models lifted to components too)."""
+    out: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def problems(*statuses: int) -> dict[str, Any]:
+    """Error responses that use the shared Problem schema."""
+    return {
+        str(status): {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/problem+json": {"schema": ref("Problem")}},
+        }
+        for status in statuses
+    }
+
+
+def json_body(model: type[BaseModel] | str, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": ref(model)}}}
+
+
+def json_response(description: str, schema: Mapping[str, Any] | type[BaseModel]) -> dict[str, Any]:
+    body = ref(schema) if isinstance(schema, type) else dict(schema)
+    return {"description": description, "content": {"application/json": {"schema": body}}}
+
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def assemble(title: str, version: str, parts: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Merge the plug-ins' contributions (``(plugin name, partial spec)``) into one document."""
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": {},
+        "tags": [],
+        "components": {
+            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+    schema_owner: dict[str, str] = {"Problem": "core"}
+    for plugin, part in parts:
+        for path, item in part.get("paths", {}).items():
+            if path in spec["paths"]:
+                raise ConfigError(f"OpenAPI path {path} is described twice (again by {plugin!r})")
+            spec["paths"][path] = item
+        for name, schema in part.get("components", {}).get("schemas", {}).items():
+            if name in schema_owner and spec["components"]["schemas"][name] != schema:
+                raise ConfigError(
+                    f"OpenAPI schema {name!r} of {plugin!r} clashes with {schema_owner[name]!r}"
+                )
+            schema_owner[name] = plugin
+            spec["components"]["schemas"][name] = schema
+        spec["tags"].extend(part.get("tags", []))
+    return spec

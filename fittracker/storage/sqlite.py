@@ -1,0 +1,411 @@
+"""SQLite backend: one WAL-mode file per plug-in database, each collection a table of JSON docs.
+
+Filters compile to SQL over ``json_extract``. Field paths are inlined (they passed the strict
+segment check in :mod:`.query`, so they cannot carry quotes) because the planner only uses an
+expression index when the query repeats the indexed expression literally; every *value* is a
+bound parameter. All sqlite3 calls run on one worker thread per database, so the event loop
+never blocks and the connection is only ever used from the thread that opened it.
+"""
+
+# S608: table names and JSON paths are spliced into SQL only after passing query.SEGMENT
+# (letters, digits, '_'); every value goes in as a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import pathlib
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import orjson
+
+from . import query as q
+from .base import (
+    Document,
+    DuplicateKeyError,
+    Filter,
+    IndexKeys,
+    InvalidQuery,
+    Sort,
+    StorageError,
+    StorageUnavailable,
+    Update,
+)
+
+T = TypeVar("T")
+Sql = tuple[str, list[Any]]
+# A predicate renders SQL for one value, given SQL expressions for that value and its JSON type.
+Pred = Callable[[str, str], Sql]
+
+_RANGE_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_UNAVAILABLE = ("readonly", "disk i/o error", "disk is full", "unable to open", "is locked", "not a database")
+
+
+def translate_error(exc: sqlite3.Error) -> StorageError:
+    """Map a sqlite3 error onto the port's error types."""
+    message = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in message:
+        return DuplicateKeyError(message)
+    if any(marker in message.lower() for marker in _UNAVAILABLE):
+        return StorageUnavailable(message)
+    return StorageError(message)
+
+
+def _dumps(doc: Document) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except orjson.JSONEncodeError as exc:
+        raise InvalidQuery(f"document cannot be stored as JSON: {exc}") from None
+
+
+def _regexp(pattern: str, value: object) -> bool:
+    # Backs SQL's ``x REGEXP pattern``; ``re`` caches compiled patterns itself.
+    return isinstance(value, str) and re.search(pattern, value) is not None
+
+
+# --- filter compilation --------------------------------------------------------------------
+
+
+def _jpath(segments: Sequence[str]) -> str:
+    return "'$." + ".".join(segments) + "'"
+
+
+def _column(segments: Sequence[str]) -> str:
+    """The SQL expression for a top-level path; ``_id`` lives in the primary-key column."""
+    return "id" if list(segments) == ["_id"] else f"json_extract(doc, {_jpath(segments)})"
+
+
+def _eq_pred(value: Any) -> Pred:
+    def pred(x: str, t: str) -> Sql:
+        if value is None:  # like Mongo, null also matches a missing field
+            return f"{x} IS NULL", []
+        if isinstance(value, bool):  # json_extract turns true into 1: compare the JSON type
+            return f"{t} = '{'true' if value else 'false'}'", []
+        if q.is_number(value):
+            return f"({x} = ? AND {t} IN ('integer', 'real'))", [value]
+        if isinstance(value, str):
+            return f"({x} = ? AND {t} = 'text')", [value]
+        kind = "array" if isinstance(value, list) else "object"
+        return f"({x} = ? AND {t} = '{kind}')", [_dumps(value)]
+
+    return pred
+
+
+def _pred(op: str, arg: Any, ops: Mapping[str, Any]) -> Pred:
+    if op == "$eq":
+        return _eq_pred(arg)
+    if op in _RANGE_SQL:
+        # Mongo only compares within a type ("type bracketing"); SQLite would compare across.
+        kinds = "('integer', 'real')" if q.is_number(arg) else "('text')"
+        return lambda x, t: (f"({x} {_RANGE_SQL[op]} ? AND {t} IN {kinds})", [arg])
+    if op == "$in":
+        preds = [_eq_pred(v) for v in arg]
+
+        def any_of(x: str, t: str) -> Sql:
+            parts = [p(x, t) for p in preds]
+            return "(" + (" OR ".join(s for s, _ in parts) or "0") + ")", [v for _, ps in parts for v in ps]
+
+        return any_of
+    if op == "$exists":
+        return lambda x, t: (f"{t} IS NOT NULL", [])
+    pattern = q.regex_pattern(arg, ops.get("$options", ""))
+    return lambda x, t: (f"({t} = 'text' AND {x} REGEXP ?)", [pattern])
+
+
+def _any(segments: list[str], pred: Pred, aliases: Iterator[int], src: str = "doc") -> Sql:
+    """SQL true when any value the path reaches satisfies ``pred`` (Mongo's array semantics)."""
+    if src == "doc" and segments == ["_id"]:
+        return pred("id", "'text'")
+    path = _jpath(segments)
+    sql, params = pred(f"json_extract({src}, {path})", f"json_type({src}, {path})")
+    terms, params = [sql], list(params)
+    # Each array branch starts with a json_type test that the partial indexes made by
+    # create_index answer, so the whole OR stays indexable (MULTI-INDEX OR).
+    alias = f"j{next(aliases)}"
+    inner, inner_params = pred(f"{alias}.value", f"{alias}.type")
+    terms.append(
+        f"(json_type({src}, {path}) = 'array' AND EXISTS "
+        f"(SELECT 1 FROM json_each({src}, {path}) AS {alias} WHERE {inner}))"
+    )
+    params += inner_params
+    for i in range(1, len(segments)):
+        prefix, alias = _jpath(segments[:i]), f"j{next(aliases)}"
+        sub, sub_params = _any(segments[i:], pred, aliases, f"{alias}.value")
+        terms.append(
+            f"(json_type({src}, {prefix}) = 'array' AND EXISTS (SELECT 1 FROM json_each({src}, {prefix}) "
+            f"AS {alias} WHERE {alias}.type = 'object' AND {sub}))"
+        )
+        params += sub_params
+    return "(" + " OR ".join(terms) + ")", params
+
+
+_NEGATIONS = {"$ne": "$eq", "$nin": "$in"}
+
+
+def _field(segments: list[str], ops: Mapping[str, Any], aliases: Iterator[int]) -> Sql:
+    parts: list[str] = []
+    params: list[Any] = []
+    for op, arg in ops.items():
+        if op == "$options":
+            continue
+        if op in _NEGATIONS or op == "$not" or (op == "$exists" and not arg):
+            # Negations hold for missing fields too; COALESCE turns SQL's NULL into "no match".
+            positive = (
+                {"$exists": True} if op == "$exists" else arg if op == "$not" else {_NEGATIONS[op]: arg}
+            )
+            sql, more = _field(segments, positive, aliases)
+            sql = f"NOT COALESCE({sql}, 0)"
+        else:
+            sql, more = _any(segments, _pred(op, arg, ops), aliases)
+        parts.append(sql)
+        params += more
+    return "(" + " AND ".join(parts) + ")", params
+
+
+def compile_filter(flt: Filter, aliases: Iterator[int] | None = None) -> Sql:
+    """Translate a validated filter into a WHERE clause and its parameters."""
+    aliases = aliases if aliases is not None else itertools.count()
+    parts: list[str] = []
+    params: list[Any] = []
+    for key, cond in flt.items():
+        if key in ("$and", "$or"):
+            subs = [compile_filter(sub, aliases) for sub in cond]
+            sql = "(" + f" {key[1:].upper()} ".join(s for s, _ in subs) + ")"
+            more = [v for _, ps in subs for v in ps]
+        else:
+            ops = cond if q.is_operator_dict(cond) else {"$eq": cond}
+            sql, more = _field(key.split("."), ops, aliases)
+        parts.append(sql)
+        params += more
+    return (" AND ".join(parts) or "1"), params
+
+
+# --- backend -------------------------------------------------------------------------------
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
+    # IMMEDIATE takes the write lock up front, so read-modify-write is atomic across processes.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+class SqliteCollection:
+    """A table ``(id TEXT PRIMARY KEY, doc TEXT NOT NULL)`` holding one JSON document per row."""
+
+    def __init__(self, db: SqliteDatabase, name: str) -> None:
+        self.name = name
+        self._db = db
+        self._table = f'"{name}"'
+        self._insert = f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)"
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        def wrapped(conn: sqlite3.Connection) -> T:
+            self._db._ensure_table(conn, self.name)
+            return _transaction(conn, lambda: work(conn)) if write else work(conn)
+
+        return await self._db._run(wrapped)
+
+    def _select(
+        self, flt: Filter | None, columns: str, sort: Sort | None = None, limit: int = 0, skip: int = 0
+    ) -> Sql:
+        q.check_filter(flt or {})
+        q.check_paging(limit, skip)
+        where, params = compile_filter(flt or {})
+        sql = f"SELECT {columns} FROM {self._table} WHERE {where}"
+        keys = q.check_keys("sort", sort)
+        if keys:
+            # rowid breaks ties so that equal keys come back in insertion order.
+            sql += " ORDER BY " + ", ".join(f"{_column(p)} {'ASC' if d == 1 else 'DESC'}" for p, d in keys)
+            sql += ", rowid"
+        if limit or skip:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit or -1, skip]
+        return sql, params
+
+    async def insert_one(self, doc: Document) -> Document:
+        return (await self.insert_many([doc]))[0]
+
+    async def insert_many(self, docs: Sequence[Document]) -> list[Document]:
+        for doc in docs:
+            q.check_document(doc)
+        stored = [{"_id": doc.get("_id") or q.new_id(), **doc} for doc in docs]
+        rows = [(doc["_id"], _dumps(doc)) for doc in stored]
+        await self._run(lambda conn: conn.executemany(self._insert, rows), write=True)
+        return stored
+
+    async def find_one(self, filter: Filter | None = None, *, sort: Sort | None = None) -> Document | None:
+        found = await self.find(filter, sort=sort, limit=1)
+        return found[0] if found else None
+
+    async def find(
+        self, filter: Filter | None = None, *, sort: Sort | None = None, limit: int = 0, skip: int = 0
+    ) -> list[Document]:
+        sql, params = self._select(filter, "doc", sort, limit, skip)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [orjson.loads(row[0]) for row in rows]
+
+    async def count(self, filter: Filter | None = None) -> int:
+        sql, params = self._select(filter, "COUNT(*)")
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return int(row[0])
+
+    async def explain(self, filter: Filter | None = None, *, sort: Sort | None = None) -> list[str]:
+        """SQLite's EXPLAIN QUERY PLAN lines for ``find(filter, sort=sort)`` (for tests/tuning)."""
+        sql, params = self._select(filter, "doc", sort)
+        rows = await self._run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        return [str(row[3]) for row in rows]
+
+    async def update_one(self, filter: Filter, update: Update, *, upsert: bool = False) -> Document | None:
+        return (await self._update(filter, update, limit=1, upsert=upsert))[0]
+
+    async def update_many(self, filter: Filter, update: Update) -> int:
+        return (await self._update(filter, update, limit=0, upsert=False))[1]
+
+    async def _update(
+        self, flt: Filter, update: Update, *, limit: int, upsert: bool
+    ) -> tuple[Document | None, int]:
+        """Read-modify-write in one IMMEDIATE transaction; returns (last doc after, modified)."""
+        q.check_update(update)
+        sql, params = self._select(flt, "id, doc", limit=limit)
+
+        def work(conn: sqlite3.Connection) -> tuple[Document | None, int]:
+            after: Document | None = None
+            changed = []
+            for doc_id, text in conn.execute(sql, params).fetchall():
+                before = orjson.loads(text)
+                after = q.apply_update(before, update)
+                if after != before:  # like Mongo's modified_count, no-op updates do not count
+                    changed.append((_dumps(after), doc_id))
+            conn.executemany(f"UPDATE {self._table} SET doc = ? WHERE id = ?", changed)
+            if after is None and upsert:
+                seeded = q.apply_update(q.upsert_seed(flt), update, inserting=True)
+                after = {"_id": seeded.get("_id") or q.new_id(), **seeded}
+                q.check_document(after)
+                conn.execute(self._insert, (after["_id"], _dumps(after)))
+            return after, len(changed)
+
+        return await self._run(work, write=True)
+
+    async def delete_one(self, filter: Filter) -> int:
+        sql, params = self._select(filter, "id", limit=1)
+        delete = f"DELETE FROM {self._table} WHERE id IN ({sql})"
+        return await self._run(lambda conn: conn.execute(delete, params).rowcount)
+
+    async def delete_many(self, filter: Filter) -> int:
+        sql, params = self._select(filter, "id")
+        delete = f"DELETE FROM {self._table} WHERE id IN ({sql})"
+        return await self._run(lambda conn: conn.execute(delete, params).rowcount)
+
+    async def create_index(self, keys: IndexKeys, *, unique: bool = False) -> None:
+        checked = q.check_keys("index", keys, allow_empty=False)
+        columns = ", ".join(f"{_column(p)} {'ASC' if d == 1 else 'DESC'}" for p, d in checked)
+        index = f"ix_{self.name}_{_digest(checked, unique)}"
+        statements = [
+            f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{index}" ON {self._table} ({columns})'
+        ]
+        # Small partial indexes over rows where a path (or a parent) holds an array keep the
+        # array-element branches of a filter on that path indexable too.
+        prefixes = {tuple(p[:i]) for p, _ in checked if p != ["_id"] for i in range(1, len(p) + 1)}
+        for prefix in sorted(prefixes):
+            kind = f"json_type(doc, {_jpath(prefix)})"
+            statements.append(
+                f'CREATE INDEX IF NOT EXISTS "ixa_{self.name}_{_digest(prefix, False)}" '
+                f"ON {self._table} ({kind}) WHERE {kind} = 'array'"
+            )
+
+        await self._run(lambda conn: [conn.execute(statement) for statement in statements], write=True)
+
+
+def _digest(keys: object, unique: bool) -> str:
+    return hashlib.blake2b(repr((keys, unique)).encode(), digest_size=6).hexdigest()
+
+
+class SqliteDatabase:
+    """One plug-in's SQLite file; open it with :func:`fittracker.storage.open_database`."""
+
+    def __init__(self, name: str, path: pathlib.Path, *, busy_timeout: float = 10.0) -> None:
+        self.name = q.check_name("database", name)
+        self.path = path
+        self._busy_ms = int(busy_timeout * 1000)
+        # One worker: sqlite3 connections are single-threaded, and it serialises our writes.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
+        self._conn: sqlite3.Connection | None = None
+        self._tables: set[str] = set()
+        self._collections: dict[str, SqliteCollection] = {}
+        self._closed = False
+
+    def collection(self, name: str) -> SqliteCollection:
+        if name not in self._collections:
+            self._collections[name] = SqliteCollection(self, q.check_name("collection", name))
+        return self._collections[name]
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StorageUnavailable(f"database {self.name!r} is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+
+    # The methods below run on the worker thread only.
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            return work(self._conn)
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode loses nothing on a process crash, only (maybe) on power loss.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.create_function("regexp", 2, _regexp, deterministic=True)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _ensure_table(self, conn: sqlite3.Connection, name: str) -> None:
+        if name not in self._tables:
+            conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, doc TEXT NOT NULL)')
+            self._tables.add(name)
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(sqlite3.Error):  # best effort; closing matters more
+                conn.execute("PRAGMA optimize")
+            conn.close()
