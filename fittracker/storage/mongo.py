@@ -67,6 +67,13 @@ def _translated() -> Iterator[None]:
         raise StorageError(str(exc)) from exc
 
 
+def _filter(flt: Filter | None) -> dict[str, Any]:
+    """Validate with the shared rules; None means "everything" (but [] or "" are errors)."""
+    flt = {} if flt is None else flt
+    q.check_filter(flt)
+    return dict(flt)
+
+
 def _sort(sort: Sort | None) -> list[tuple[str, int]] | None:
     checked = q.check_keys("sort", sort)
     return [(".".join(path), direction) for path, direction in checked] or None
@@ -99,8 +106,9 @@ class MongoCollection:
         try:
             with _translated():
                 await self._coll.insert_many(stored, ordered=True)
-        except DuplicateKeyError as exc:
-            # Without a replica-set transaction, undo the prefix an ordered insert already wrote.
+        except StorageError as exc:
+            # Without a replica-set transaction, undo the prefix an ordered insert already wrote
+            # (best effort: a concurrent reader may briefly see it).
             cause = exc.__cause__
             if isinstance(cause, BulkWriteError):
                 failed_at = min(error["index"] for error in cause.details.get("writeErrors", []))
@@ -117,22 +125,24 @@ class MongoCollection:
     async def find(
         self, filter: Filter | None = None, *, sort: Sort | None = None, limit: int = 0, skip: int = 0
     ) -> list[Document]:
-        q.check_filter(filter or {})
+        flt = _filter(filter)
         q.check_paging(limit, skip)
         with _translated():
-            cursor = self._coll.find(dict(filter or {}), sort=_sort(sort), limit=limit, skip=skip)
+            cursor = self._coll.find(flt, sort=_sort(sort), limit=limit, skip=skip)
             return await cursor.to_list()
 
     async def count(self, filter: Filter | None = None) -> int:
-        q.check_filter(filter or {})
+        flt = _filter(filter)
         with _translated():
-            return await self._coll.count_documents(dict(filter or {}))
+            return await self._coll.count_documents(flt)
 
     async def update_one(self, filter: Filter, update: Update, *, upsert: bool = False) -> Document | None:
         q.check_filter(filter)
         q.check_update(update)
         body = {op: dict(fields) for op, fields in update.items()}
-        if upsert and "_id" not in q.upsert_seed(filter) and "_id" not in body.get("$setOnInsert", {}):
+        seed = q.upsert_seed(filter) if upsert else {}
+        q.check_document(seed)  # an upsert must not create a non-string _id
+        if upsert and "_id" not in seed and "_id" not in body.get("$setOnInsert", {}):
             # Otherwise the server would invent an ObjectId; the port promises string ids.
             body.setdefault("$setOnInsert", {})["_id"] = q.new_id()
         with _translated():

@@ -98,6 +98,11 @@ def _eq_pred(value: Any) -> Pred:
     return pred
 
 
+def _join(separator: str, parts: list[Sql], empty: str = "1") -> Sql:
+    """Combine SQL fragments, keeping their parameters in the order the text uses them."""
+    return "(" + (separator.join(sql for sql, _ in parts) or empty) + ")", [v for _, ps in parts for v in ps]
+
+
 def _pred(op: str, arg: Any, ops: Mapping[str, Any]) -> Pred:
     if op == "$eq":
         return _eq_pred(arg)
@@ -107,12 +112,7 @@ def _pred(op: str, arg: Any, ops: Mapping[str, Any]) -> Pred:
         return lambda x, t: (f"({x} {_RANGE_SQL[op]} ? AND {t} IN {kinds})", [arg])
     if op == "$in":
         preds = [_eq_pred(v) for v in arg]
-
-        def any_of(x: str, t: str) -> Sql:
-            parts = [p(x, t) for p in preds]
-            return "(" + (" OR ".join(s for s, _ in parts) or "0") + ")", [v for _, ps in parts for v in ps]
-
-        return any_of
+        return lambda x, t: _join(" OR ", [p(x, t) for p in preds], empty="0")
     if op == "$exists":
         return lambda x, t: (f"{t} IS NOT NULL", [])
     pattern = q.regex_pattern(arg, ops.get("$options", ""))
@@ -124,70 +124,50 @@ def _any(segments: list[str], pred: Pred, aliases: Iterator[int], src: str = "do
     if src == "doc" and segments == ["_id"]:
         return pred("id", "'text'")
     path = _jpath(segments)
-    sql, params = pred(f"json_extract({src}, {path})", f"json_type({src}, {path})")
-    terms, params = [sql], list(params)
+    terms = [pred(f"json_extract({src}, {path})", f"json_type({src}, {path})")]
     # Each array branch starts with a json_type test that the partial indexes made by
     # create_index answer, so the whole OR stays indexable (MULTI-INDEX OR).
     alias = f"j{next(aliases)}"
-    inner, inner_params = pred(f"{alias}.value", f"{alias}.type")
-    terms.append(
-        f"(json_type({src}, {path}) = 'array' AND EXISTS "
-        f"(SELECT 1 FROM json_each({src}, {path}) AS {alias} WHERE {inner}))"
-    )
-    params += inner_params
+    inner, params = pred(f"{alias}.value", f"{alias}.type")
+    each = f"SELECT 1 FROM json_each({src}, {path}) AS {alias} WHERE {inner}"
+    terms.append((f"(json_type({src}, {path}) = 'array' AND EXISTS ({each}))", params))
     for i in range(1, len(segments)):
         prefix, alias = _jpath(segments[:i]), f"j{next(aliases)}"
-        sub, sub_params = _any(segments[i:], pred, aliases, f"{alias}.value")
-        terms.append(
-            f"(json_type({src}, {prefix}) = 'array' AND EXISTS (SELECT 1 FROM json_each({src}, {prefix}) "
-            f"AS {alias} WHERE {alias}.type = 'object' AND {sub}))"
+        inner, params = _any(segments[i:], pred, aliases, f"{alias}.value")
+        each = (
+            f"SELECT 1 FROM json_each({src}, {prefix}) AS {alias} WHERE {alias}.type = 'object' AND {inner}"
         )
-        params += sub_params
-    return "(" + " OR ".join(terms) + ")", params
+        terms.append((f"(json_type({src}, {prefix}) = 'array' AND EXISTS ({each}))", params))
+    return _join(" OR ", terms)
 
 
 _NEGATIONS = {"$ne": "$eq", "$nin": "$in"}
 
 
 def _field(segments: list[str], ops: Mapping[str, Any], aliases: Iterator[int]) -> Sql:
-    parts: list[str] = []
-    params: list[Any] = []
+    parts: list[Sql] = []
     for op, arg in ops.items():
-        if op == "$options":
-            continue
         if op in _NEGATIONS or op == "$not" or (op == "$exists" and not arg):
             # Negations hold for missing fields too; COALESCE turns SQL's NULL into "no match".
-            positive = (
-                {"$exists": True} if op == "$exists" else arg if op == "$not" else {_NEGATIONS[op]: arg}
-            )
-            sql, more = _field(segments, positive, aliases)
-            sql = f"NOT COALESCE({sql}, 0)"
-        else:
-            sql, more = _any(segments, _pred(op, arg, ops), aliases)
-        parts.append(sql)
-        params += more
-    return "(" + " AND ".join(parts) + ")", params
+            pos = {"$exists": True} if op == "$exists" else arg if op == "$not" else {_NEGATIONS[op]: arg}
+            sql, params = _field(segments, pos, aliases)
+            parts.append((f"NOT COALESCE({sql}, 0)", params))
+        elif op != "$options":  # $options is read together with $regex
+            parts.append(_any(segments, _pred(op, arg, ops), aliases))
+    return _join(" AND ", parts)
 
 
 def compile_filter(flt: Filter, aliases: Iterator[int] | None = None) -> Sql:
     """Translate a validated filter into a WHERE clause and its parameters."""
     aliases = aliases if aliases is not None else itertools.count()
-    parts: list[str] = []
-    params: list[Any] = []
+    parts: list[Sql] = []
     for key, cond in flt.items():
         if key in ("$and", "$or"):
-            subs = [compile_filter(sub, aliases) for sub in cond]
-            sql = "(" + f" {key[1:].upper()} ".join(s for s, _ in subs) + ")"
-            more = [v for _, ps in subs for v in ps]
+            parts.append(_join(f" {key[1:].upper()} ", [compile_filter(sub, aliases) for sub in cond]))
         else:
             ops = cond if q.is_operator_dict(cond) else {"$eq": cond}
-            sql, more = _field(key.split("."), ops, aliases)
-        parts.append(sql)
-        params += more
-    return (" AND ".join(parts) or "1"), params
-
-
-# --- backend -------------------------------------------------------------------------------
+            parts.append(_field(key.split("."), ops, aliases))
+    return _join(" AND ", parts)
 
 
 def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
@@ -211,6 +191,7 @@ class SqliteCollection:
         self._db = db
         self._table = f'"{name}"'
         self._insert = f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)"
+        self._delete_sql = f"DELETE FROM {self._table} WHERE id IN"
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         def wrapped(conn: sqlite3.Connection) -> T:
@@ -222,9 +203,10 @@ class SqliteCollection:
     def _select(
         self, flt: Filter | None, columns: str, sort: Sort | None = None, limit: int = 0, skip: int = 0
     ) -> Sql:
-        q.check_filter(flt or {})
+        flt = {} if flt is None else flt  # None means everything; [] or "" are errors
+        q.check_filter(flt)
         q.check_paging(limit, skip)
-        where, params = compile_filter(flt or {})
+        where, params = compile_filter(flt)
         sql = f"SELECT {columns} FROM {self._table} WHERE {where}"
         keys = q.check_keys("sort", sort)
         if keys:
@@ -276,9 +258,10 @@ class SqliteCollection:
         return (await self._update(filter, update, limit=0, upsert=False))[1]
 
     async def _update(
-        self, flt: Filter, update: Update, *, limit: int, upsert: bool
+        self, flt: Filter, update: Update, limit: int, upsert: bool
     ) -> tuple[Document | None, int]:
         """Read-modify-write in one IMMEDIATE transaction; returns (last doc after, modified)."""
+        q.check_filter(flt)  # writes need an explicit filter: None is not "everything" here
         q.check_update(update)
         sql, params = self._select(flt, "id, doc", limit=limit)
 
@@ -301,30 +284,30 @@ class SqliteCollection:
         return await self._run(work, write=True)
 
     async def delete_one(self, filter: Filter) -> int:
-        sql, params = self._select(filter, "id", limit=1)
-        delete = f"DELETE FROM {self._table} WHERE id IN ({sql})"
-        return await self._run(lambda conn: conn.execute(delete, params).rowcount)
+        return await self._delete(filter, limit=1)
 
     async def delete_many(self, filter: Filter) -> int:
-        sql, params = self._select(filter, "id")
-        delete = f"DELETE FROM {self._table} WHERE id IN ({sql})"
-        return await self._run(lambda conn: conn.execute(delete, params).rowcount)
+        return await self._delete(filter, limit=0)
+
+    async def _delete(self, flt: Filter, *, limit: int) -> int:
+        q.check_filter(flt)  # writes need an explicit filter: None is not "everything" here
+        sql, params = self._select(flt, "id", limit=limit)
+        return await self._run(lambda conn: conn.execute(f"{self._delete_sql} ({sql})", params).rowcount)
 
     async def create_index(self, keys: IndexKeys, *, unique: bool = False) -> None:
         checked = q.check_keys("index", keys, allow_empty=False)
         columns = ", ".join(f"{_column(p)} {'ASC' if d == 1 else 'DESC'}" for p, d in checked)
         index = f"ix_{self.name}_{_digest(checked, unique)}"
-        statements = [
-            f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{index}" ON {self._table} ({columns})'
-        ]
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        statements = [f'CREATE {kind} IF NOT EXISTS "{index}" ON {self._table} ({columns})']
         # Small partial indexes over rows where a path (or a parent) holds an array keep the
         # array-element branches of a filter on that path indexable too.
         prefixes = {tuple(p[:i]) for p, _ in checked if p != ["_id"] for i in range(1, len(p) + 1)}
         for prefix in sorted(prefixes):
-            kind = f"json_type(doc, {_jpath(prefix)})"
+            expr = f"json_type(doc, {_jpath(prefix)})"
             statements.append(
                 f'CREATE INDEX IF NOT EXISTS "ixa_{self.name}_{_digest(prefix, False)}" '
-                f"ON {self._table} ({kind}) WHERE {kind} = 'array'"
+                f"ON {self._table} ({expr}) WHERE {expr} = 'array'"
             )
 
         await self._run(lambda conn: [conn.execute(statement) for statement in statements], write=True)
@@ -379,12 +362,11 @@ class SqliteDatabase:
             return work(self._conn)
         except sqlite3.Error as exc:
             raise translate_error(exc) from exc
+        except OSError as exc:  # e.g. the data directory cannot be created
+            raise StorageUnavailable(str(exc)) from exc
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
         try:

@@ -1,0 +1,197 @@
+"""SQLite-only behaviour: index use, WAL, sharing one file between processes, failure mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import sqlite3
+import sys
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fittracker.storage import StorageUnavailable, open_database
+from fittracker.storage.sqlite import SqliteDatabase, translate_error
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def open_sqlite(data_dir: pathlib.Path, name: str = "fit") -> SqliteDatabase:
+    db = open_database("sqlite", name, data_dir=data_dir)
+    assert isinstance(db, SqliteDatabase)
+    return db
+
+
+@pytest.fixture
+async def sdb(tmp_path: pathlib.Path) -> AsyncIterator[SqliteDatabase]:
+    db = open_sqlite(tmp_path)
+    yield db
+    await db.close()
+
+
+async def test_pragmas_and_worker_thread(sdb: SqliteDatabase, tmp_path: pathlib.Path) -> None:
+    await sdb.ping()
+    assert await sdb._run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 1  # NORMAL
+    assert await sdb._run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) > 0
+    thread = await sdb._run(lambda c: threading.current_thread())
+    assert thread is not threading.current_thread()
+    # WAL is a property of the file, so a separate plain connection sees it too.
+    other = sqlite3.connect(tmp_path / "fit.db")
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+
+
+INDEXED: list[dict[str, Any]] = [
+    {"email": "a@x.org"},
+    {"email": {"$in": ["a@x.org", "b@x.org"]}},
+    {"age": {"$gte": 30}},
+    {"age": {"$lt": 30}, "name": "Ann"},
+    {"age": None},
+    {"city.name": "Oslo"},
+    {"sets.reps": 8},
+    {"_id": "abc"},
+]
+
+
+@pytest.mark.parametrize("flt", INDEXED, ids=[repr(f) for f in INDEXED])
+async def test_queries_use_expression_indexes(sdb: SqliteDatabase, flt: dict[str, Any]) -> None:
+    coll = sdb.collection("people")
+    await coll.insert_many([{"email": f"{i}@x.org", "age": i, "city": {"name": "Oslo"}} for i in range(300)])
+    await coll.create_index([("email", 1)], unique=True)
+    await coll.create_index([("age", -1)])
+    await coll.create_index([("city.name", 1), ("age", 1)])
+    await coll.create_index([("sets.reps", 1)])
+    plan = await coll.explain(flt)
+    assert any("USING INDEX" in line for line in plan), plan
+    assert "SCAN people" not in plan, plan
+
+
+async def test_unindexed_query_scans_and_sort_can_use_index(sdb: SqliteDatabase) -> None:
+    coll = sdb.collection("people")
+    await coll.create_index([("age", 1)])
+    assert "SCAN people" in await coll.explain({"email": "a@x.org"})
+    assert await coll.explain({"email": {"$regex": "x"}}) != []
+    plan = await coll.explain({}, sort=[("age", 1)])
+    assert any("USING INDEX" in line for line in plan), plan
+
+
+async def test_two_handles_on_one_file_share_writes(tmp_path: pathlib.Path) -> None:
+    first, second = open_sqlite(tmp_path), open_sqlite(tmp_path)
+    try:
+        a, b = first.collection("counters"), second.collection("counters")
+        await a.insert_one({"_id": "c", "n": 0})
+        assert await b.find_one({"_id": "c"}) == {"_id": "c", "n": 0}
+        await b.create_index([("n", 1)])
+        updates = [coll.update_one({"_id": "c"}, {"$inc": {"n": 1}}) for coll in (a, b) for _ in range(25)]
+        await asyncio.gather(*updates)
+        assert await a.find_one({"_id": "c"}) == {"_id": "c", "n": 50}
+        assert await b.count({"n": 50}) == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+WORKER = """
+import asyncio, pathlib, sys
+from fittracker.storage import open_database
+
+async def main() -> None:
+    db = open_database("sqlite", "fit", data_dir=pathlib.Path(sys.argv[1]))
+    coll = db.collection("counters")
+    for _ in range(int(sys.argv[2])):
+        await coll.update_one({"_id": "c"}, {"$inc": {"n": 1}}, upsert=True)
+    await db.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_increments_from_several_processes(tmp_path: pathlib.Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[2])}
+    procs = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", WORKER, str(tmp_path), "40", env=env)
+        for _ in range(3)
+    ]
+    assert [await proc.wait() for proc in procs] == [0, 0, 0]
+    db = open_sqlite(tmp_path)
+    try:
+        assert await db.collection("counters").find({}) == [{"_id": "c", "n": 120}]
+    finally:
+        await db.close()
+
+
+def set_modes(directory: pathlib.Path, file_mode: int, dir_mode: int) -> None:
+    if dir_mode & 0o200:
+        directory.chmod(dir_mode)
+    for file in directory.iterdir():
+        file.chmod(file_mode)
+    directory.chmod(dir_mode)
+
+
+async def test_read_only_file_is_unavailable(tmp_path: pathlib.Path) -> None:
+    db = open_sqlite(tmp_path)
+    await db.collection("docs").insert_one({"_id": "a"})
+    await db.close()
+    set_modes(tmp_path, 0o444, 0o555)
+    try:
+        if os.access(tmp_path / "fit.db", os.W_OK):
+            pytest.skip("running as root: chmod does not make the file read-only")
+        db = open_sqlite(tmp_path)
+        try:
+            with pytest.raises(StorageUnavailable):
+                await db.collection("docs").insert_one({"_id": "b"})
+        finally:
+            await db.close()
+    finally:
+        set_modes(tmp_path, 0o644, 0o755)
+
+
+async def test_read_only_connection_is_unavailable(sdb: SqliteDatabase) -> None:
+    # Works as root too: query_only makes SQLite report "attempt to write a readonly database".
+    coll = sdb.collection("docs")
+    await coll.insert_one({"_id": "a"})
+    await sdb._run(lambda c: c.execute("PRAGMA query_only = 1"))
+    with pytest.raises(StorageUnavailable, match="readonly"):
+        await coll.update_one({"_id": "a"}, {"$set": {"x": 1}})
+    assert await coll.find_one({"_id": "a"}) == {"_id": "a"}
+
+
+async def test_full_database_is_unavailable(sdb: SqliteDatabase) -> None:
+    coll = sdb.collection("docs")
+    await coll.insert_one({"_id": "a"})
+    # Cap the file at its current size: the next big write hits SQLITE_FULL.
+    await sdb._run(
+        lambda c: c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
+    )
+    with pytest.raises(StorageUnavailable, match="full"):
+        await coll.insert_many([{"blob": "x" * 10_000} for _ in range(20)])
+    assert await coll.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (sqlite3.OperationalError("attempt to write a readonly database"), "StorageUnavailable"),
+        (sqlite3.OperationalError("disk I/O error"), "StorageUnavailable"),
+        (sqlite3.OperationalError("database or disk is full"), "StorageUnavailable"),
+        (sqlite3.OperationalError("database is locked"), "StorageUnavailable"),
+        (sqlite3.IntegrityError("UNIQUE constraint failed: docs.id"), "DuplicateKeyError"),
+        (sqlite3.OperationalError("no such column: x"), "StorageError"),
+    ],
+)
+def test_error_translation(error: sqlite3.Error, expected: str) -> None:
+    assert type(translate_error(error)).__name__ == expected
+
+
+async def test_closed_database_refuses_work(tmp_path: pathlib.Path) -> None:
+    db = open_sqlite(tmp_path)
+    await db.collection("docs").insert_one({"_id": "a"})
+    await db.close()
+    await db.close()  # idempotent
+    with pytest.raises(StorageUnavailable):
+        await db.collection("docs").find({})
