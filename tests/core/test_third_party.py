@@ -49,6 +49,12 @@ async def test_routes_storage_and_events(installed_test_plugins: Path, make_clie
         return bool(body["handled"] == 1)
 
     await wait_for(handled)
+
+    async def job_done() -> bool:
+        body = await (await client.get("/api/v1/notes", headers=auth(token))).json()
+        return bool(body["items"][0]["words"] == 2)
+
+    await wait_for(job_done)  # the background job ran on ctx.jobs
     assert (await (await client.get("/api/v1/notes/stats")).json())["greeting"] == "hi"
 
 

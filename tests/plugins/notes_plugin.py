@@ -38,6 +38,7 @@ class Note(BaseModel):
     id: str
     owner_id: str
     text: str
+    words: int | None = None
 
 
 @hookimpl
@@ -60,7 +61,13 @@ async def create_note(request: web.Request) -> web.Response:
         raise Conflict("too many notes")
     doc = await ctx.db.collection("notes").insert_one({"owner_id": user.user_id, "text": body.text})
     await ctx.publish("note.created", {"note_id": doc["_id"], "owner_id": user.user_id}, subject=doc["_id"])
+    await ctx.jobs.spawn(count_words(ctx, doc["_id"], body.text))
     return json_response({"id": doc["_id"], "owner_id": user.user_id, "text": body.text}, status=201)
+
+
+async def count_words(ctx: PluginContext, note_id: str, text: str) -> None:
+    """Background work on the plug-in's job scheduler."""
+    await ctx.db.collection("notes").update_one({"_id": note_id}, {"$set": {"words": len(text.split())}})
 
 
 async def list_notes(request: web.Request) -> web.Response:
@@ -68,7 +75,12 @@ async def list_notes(request: web.Request) -> web.Response:
     user = require_user(request)
     docs = await ctx.db.collection("notes").find({"owner_id": user.user_id}, sort=[("_id", 1)])
     return json_response(
-        {"items": [{"id": d["_id"], "owner_id": d["owner_id"], "text": d["text"]} for d in docs]}
+        {
+            "items": [
+                {"id": d["_id"], "owner_id": d["owner_id"], "text": d["text"], "words": d.get("words")}
+                for d in docs
+            ]
+        }
     )
 
 
