@@ -25,6 +25,7 @@ from fittracker.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from fittracker.http.middlewares import client_ip
 from fittracker.plugins import PluginInfo
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
     "__version__",
+    "client_ip",
     "hookimpl",
     "optional_user",
     "plugin_context",

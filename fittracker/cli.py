@@ -42,11 +42,15 @@ def _load(args: argparse.Namespace, found: Discovery) -> Settings:
     settings = load_settings(
         build_schema(found.config_defaults()), getattr(args, "config", None), overrides={"server": overrides}
     )
+    _check_required(settings, found)
+    return settings
+
+
+def _check_required(settings: Settings, found: Discovery) -> None:
     missing = sorted(set(settings.section("plugins")["required"]) - set(found.plugins))
     if missing:
         reasons = "; ".join(f"{m}: {found.failed.get(m, 'not installed or filtered out')}" for m in missing)
         raise ConfigError(f"plugins.required: not loaded: {reasons}")
-    return settings
 
 
 def _plugin_commands(found: Discovery) -> list[tuple[str, CliCommand]]:
@@ -119,6 +123,7 @@ def cmd_plugins(found: Discovery, as_json: bool) -> int:
 
 def cmd_config_check(found: Discovery, file: Path | None) -> int:
     settings = load_settings(build_schema(found.config_defaults()), file)
+    _check_required(settings, found)  # what start-up would refuse, the check refuses too
     print(f"{file or 'defaults'}: OK ({len(settings.as_dict())} sections)")
     return EXIT_OK
 
@@ -143,7 +148,11 @@ async def _run_plugin_command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING", "text")  # until the config says otherwise
-    found = discover()
+    try:
+        found = discover()
+    except ConfigError as exc:  # e.g. two installed plug-ins with the same name
+        print(f"fittracker: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     parser = build_parser(found)
     args = parser.parse_args(argv)
     try:

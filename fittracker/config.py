@@ -8,17 +8,30 @@ silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fittracker.errors import ConfigError
 
 ENV_PREFIX = "FITTRACKER__"
-_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list"}
+_TYPES: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+}
+
+
+def _expected(kind: type) -> str:
+    return _TYPES.get(kind, f"a {kind.__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +43,8 @@ class Setting:
     choices: Sequence[Any] | None = None
     min: float | None = None
     max: float | None = None
+    # Checks each item of a list (or the value itself); raises ValueError saying what is valid.
+    check: Callable[[Any], None] | None = None
 
     @property
     def kind(self) -> type:
@@ -40,10 +55,18 @@ class Setting:
         if kind is float and isinstance(given, int) and not isinstance(given, bool):
             given = float(given)
         if (kind is not bool and isinstance(given, bool)) or not isinstance(given, kind):
-            raise ConfigError(f"{where}: expected a {_TYPES.get(kind, kind.__name__)}, got {given!r}")
+            raise ConfigError(f"{where}: expected {_expected(kind)}, got {given!r}")
         value: Any = given  # its type is now the setting's type
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         if kind is list and not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        if self.check is not None:
+            for item in value if kind is list else [value]:
+                try:
+                    self.check(item)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {item!r} is not valid: {exc}") from None
         if self.choices is not None and value not in self.choices:
             valid = ", ".join(repr(c) for c in self.choices)
             raise ConfigError(f"{where}: {value!r} is not one of {valid}")
@@ -52,6 +75,27 @@ class Setting:
         if self.max is not None and value > self.max:
             raise ConfigError(f"{where}: {value!r} is above the maximum {self.max:g}")
         return value
+
+
+def _ip_network(item: str) -> None:
+    try:
+        ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        raise ValueError("expected an IP address or network, e.g. 10.0.0.1 or 10.0.0.0/8") from None
+
+
+def _origin(item: str) -> None:
+    if item == "*":
+        return
+    parts = urlsplit(item)
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError("expected '*' or an origin like https://app.example.com (no path)")
 
 
 # Core sections. Plug-ins add their own through ``fittracker_config_defaults``.
@@ -70,9 +114,11 @@ CORE_DEFAULTS: dict[str, dict[str, Setting]] = {
         "access_log": Setting(True, "one JSON line per request"),
     },
     "http": {
-        "cors_origins": Setting([], "origins allowed by CORS ('*' for any)"),
+        "cors_origins": Setting([], "origins allowed by CORS ('*' for any)", check=_origin),
         "hsts": Setting(False, "send Strict-Transport-Security (only behind HTTPS)"),
-        "trusted_proxies": Setting([], "proxy IPs whose X-Forwarded-For is believed"),
+        "trusted_proxies": Setting(
+            [], "proxy IPs or networks whose X-Forwarded-For is believed", check=_ip_network
+        ),
     },
     "ratelimit": {
         "enabled": Setting(True, "turn rate limiting on or off (off for benchmarks)"),
@@ -155,7 +201,7 @@ def _parse_env(where: str, setting: Setting, raw: str) -> Any:
         if kind is list:
             return [item.strip() for item in raw.split(",") if item.strip()]
     except ValueError:
-        raise ConfigError(f"{where}: expected a {_TYPES[kind]}, got {raw!r}") from None
+        raise ConfigError(f"{where}: expected {_expected(kind)}, got {raw!r}") from None
     return raw
 
 
@@ -196,6 +242,10 @@ def load_settings(
             document = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{file}: no such config file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{file}: not UTF-8 text (TOML files are UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
         for section, keys in document.items():

@@ -54,14 +54,34 @@ def redact(value: Any) -> Any:
     return value
 
 
+# Attributes every LogRecord has; anything else on a record came in through ``extra``.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 class ContextFilter(logging.Filter):
-    """Adds ``request_id`` to every record and scrubs bearer tokens from messages."""
+    """Adds ``request_id`` to every record and scrubs secrets from messages and extras.
+
+    Bearer tokens are removed from the formatted message (its arguments included); fields
+    passed through ``extra`` whose names are secret (``password``, ``token``, …) are replaced,
+    at any depth.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = _request_id.get()
-        if isinstance(record.msg, str) and "earer" in record.msg:
-            record.msg = _BEARER.sub(r"\1[redacted]", record.msg)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it to the handler to report
+            message = None
+        if message is not None and "earer" in message:
+            record.msg, record.args = _BEARER.sub(r"\1[redacted]", message), None
+        for name, value in list(vars(record).items()):
+            if name in _RECORD_ATTRS:
+                continue
+            if name.lower() in SECRET_KEYS:
+                setattr(record, name, "[redacted]")
+            elif isinstance(value, dict | list | tuple | str):
+                setattr(record, name, redact(value))
         return True
 
 

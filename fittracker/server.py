@@ -21,6 +21,11 @@ log = logging.getLogger("fittracker.server")
 async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and close everything."""
     server = settings.section("server")
+    # Signal handlers first: a SIGTERM that arrives while starting must still stop us cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     app = build_app(settings, found)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=server["shutdown_timeout"])
     await runner.setup()
@@ -37,10 +42,6 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
         print(f"FitTracker {__version__} listening on {url} (data: {settings.data_dir}, plug-ins: {plugins})")
         sys.stdout.flush()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
         log.info("shutting down: finishing in-flight requests")

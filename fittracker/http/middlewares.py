@@ -21,8 +21,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 access_log = logging.getLogger("fittracker.access")
 REQUEST_ID = web.RequestKey("fittracker.request_id", str)
-# Paths the infrastructure polls; never rate limited.
-UNLIMITED = ("/health", "/metrics")
+CLIENT_IP = web.RequestKey("fittracker.client_ip", str)
+# Paths the infrastructure polls; never rate limited (nor is each plug-in's <prefix>/health).
+UNLIMITED = frozenset({"/health", "/health/services", "/metrics"})
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's IP address, from ``X-Forwarded-For`` only when the peer is a trusted proxy."""
+    return request.get(CLIENT_IP) or request.remote or "unknown"
 
 
 def owning_plugin(request: web.Request) -> str | None:
@@ -32,6 +38,18 @@ def owning_plugin(request: web.Request) -> str | None:
         if ctx is not None:
             return ctx.name
     return None
+
+
+def is_unlimited(request: web.Request) -> bool:
+    """Health probes and metrics scrapes: polled by the infrastructure, never rate limited."""
+    path = request.path
+    if path in UNLIMITED:
+        return True
+    for app in request.match_info.apps:
+        ctx = app.get(CONTEXT)
+        if ctx is not None and any(path == f"{prefix}/health" for prefix in ctx.info.prefixes):
+            return True
+    return False
 
 
 def route_label(request: web.Request) -> str:
@@ -49,6 +67,7 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = accept_or_make(request.headers.get(HEADER))
         request[REQUEST_ID] = request_id
+        request[CLIENT_IP] = runtime.client_address.of(request)
         token = set_request_id(request_id)
         started = time.perf_counter()
         metrics.in_flight.inc()
@@ -59,6 +78,12 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
             if not response.prepared:
                 response.headers[HEADER] = request_id
             return response
+        except web.HTTPException as exc:
+            # Only non-errors get past the problem middleware (redirects, 304): aiohttp turns
+            # them into the response, so log and count their real status, and tag them too.
+            status = exc.status
+            exc.headers[HEADER] = request_id
+            raise
         finally:
             metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
@@ -83,7 +108,7 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
                         "plugin": plugin,
                         "user_id": principal.user_id if principal else None,
                         "request_id": request_id,
-                        "remote": runtime.client_address.of(request),
+                        "remote": request[CLIENT_IP],
                     },
                 )
             reset_request_id(token)
@@ -105,10 +130,10 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
 
         @web.middleware
         async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if request.path in UNLIMITED or request.method == "OPTIONS":
+            if request.method == "OPTIONS" or is_unlimited(request):
                 return await handler(request)
             principal = request.get(PRINCIPAL)
-            client = f"u:{principal.user_id}" if principal else f"ip:{runtime.client_address.of(request)}"
+            client = f"u:{principal.user_id}" if principal else f"ip:{request[CLIENT_IP]}"
             verdict, scope = await limiter.check(client, owning_plugin(request))
             if not verdict.allowed:
                 metrics.rate_limited.labels(scope=scope).inc()

@@ -7,10 +7,10 @@ import uuid
 
 HEADER = "X-Request-ID"
 # Ids travel into logs and other services: accept only short, plain tokens.
-_VALID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+_VALID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
 
 
 def accept_or_make(incoming: str | None) -> str:
-    if incoming and _VALID.match(incoming):
+    if incoming and _VALID.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex

@@ -44,6 +44,8 @@ class ClientAddress:
             address = ipaddress.ip_address(ip)
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:10.0.0.1 on a dual-stack socket is 10.0.0.1
         return any(address in net for net in self._trusted)
 
     def of(self, request: web.BaseRequest) -> str:

@@ -21,6 +21,7 @@ from fittracker import (
     PluginContext,
     Unauthorized,
     ValidationFailed,
+    client_ip,
     plugin_context,
     require_user,
 )
@@ -85,7 +86,7 @@ async def login(request: web.Request) -> web.Response:
     ctx = plugin_context(request)
     users = users_of(request)
     body = await read_model(request, LoginRequest)
-    ip = request.remote
+    ip = client_ip(request)
     if users.throttle_enabled:
         await users.throttle.check(body.email, ip)
     doc = await users.store.by_email(body.email)

@@ -25,7 +25,7 @@ def settings_for(data_dir: Path, **auth: object) -> object:
 
 def test_keys_created_once_with_private_permissions(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    private, public = load_keys(settings)  # type: ignore[arg-type]
+    private, _public = load_keys(settings)  # type: ignore[arg-type]
     key_file = tmp_path / "keys" / "ed25519.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     again_private, _ = load_keys(settings)  # type: ignore[arg-type]
@@ -39,7 +39,12 @@ def test_token_round_trip_and_claims() -> None:
     auth = Auth(key.public_key(), key, access_ttl_s=60)
     issued = auth.issue("user-1", "admin", sid="sess-1")
     principal = auth.verify(issued.token)
-    assert (principal.user_id, principal.role, principal.sid, principal.jti) == ("user-1", "admin", "sess-1", issued.jti)
+    assert (principal.user_id, principal.role, principal.sid, principal.jti) == (
+        "user-1",
+        "admin",
+        "sess-1",
+        issued.jti,
+    )
     assert principal.is_admin
     header = jwt.get_unverified_header(issued.token)
     assert header["alg"] == "EdDSA"
@@ -59,7 +64,15 @@ def test_bad_tokens_are_refused(case: str) -> None:
     key = Ed25519PrivateKey.generate()
     auth = Auth(key.public_key(), key, access_ttl_s=60)
     now = int(time.time())
-    claims = {"iss": "fittracker", "sub": "u", "sid": "s", "jti": "j", "iat": now, "exp": now + 60, "typ": "access"}
+    claims = {
+        "iss": "fittracker",
+        "sub": "u",
+        "sid": "s",
+        "jti": "j",
+        "iat": now,
+        "exp": now + 60,
+        "typ": "access",
+    }
     if case == "other-key":
         token = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA")
     elif case == "tampered":

@@ -34,7 +34,9 @@ def load(
         assert tmp_path is not None
         file = tmp_path / "fittracker.toml"
         file.write_text(text, encoding="utf-8")
-    return load_settings(build_schema(plugin_defaults or {}), file, environ=environ or {}, overrides=overrides)
+    return load_settings(
+        build_schema(plugin_defaults or {}), file, environ=environ or {}, overrides=overrides
+    )
 
 
 def config_error(**kwargs: Any) -> str:
@@ -286,7 +288,9 @@ def test_plugin_section_validation(
 
 
 def test_unknown_plugin_section_lists_plugins(installed_test_plugins: Path, tmp_path: Path) -> None:
-    message = config_error(text="[nots]\nenabled = false", tmp_path=tmp_path, plugin_defaults=notes_defaults())
+    message = config_error(
+        text="[nots]\nenabled = false", tmp_path=tmp_path, plugin_defaults=notes_defaults()
+    )
     assert "unknown section [nots]" in message and "notes" in message
 
 
@@ -376,6 +380,8 @@ def test_config_check_command(installed_test_plugins: Path, tmp_path: Path) -> N
     bad_plugin.write_text("[notes]\nmax_notes = 0\n")
     bad_core = tmp_path / "bad-core.toml"
     bad_core.write_text("[server]\nprot = 9000\n")
+    needs_missing = tmp_path / "required.toml"
+    needs_missing.write_text("[plugins]\nrequired = ['notes', 'nonexistent']\n")
     results = run_cli_concurrently(
         {
             "default": ["config", "check", str(DEFAULT_TOML)],
@@ -383,6 +389,7 @@ def test_config_check_command(installed_test_plugins: Path, tmp_path: Path) -> N
             "good": ["config", "check", str(good)],
             "bad plugin": ["config", "check", str(bad_plugin)],
             "bad core": ["config", "check", str(bad_core)],
+            "required": ["config", "check", str(needs_missing)],
         },
         cli_env(installed_test_plugins),
         tmp_path,
@@ -404,6 +411,13 @@ def test_config_check_command(installed_test_plugins: Path, tmp_path: Path) -> N
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith(f"fittracker: configuration error: {bad_core}: unknown key server.prot; valid: ")
     assert "port" in last and "host" in last
+    # a required plug-in that is not installed stops start-up, so the check refuses it too
+    bad = results["required"]
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "fittracker: configuration error: plugins.required: not loaded: "
+        "nonexistent: not installed or filtered out"
+    )
 
 
 def test_serve_with_a_bad_config_exits_2_without_a_traceback(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
 from fittracker.http.ratelimit import MemoryCounterStore, RateLimiter
+from fittracker.http.requestid import accept_or_make
 from fittracker.http.security import API_CSP, ClientAddress
 from fittracker.log import configure_logging, reset_request_id, set_request_id
 from fittracker.runtime import RUNTIME
@@ -28,8 +29,14 @@ PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
 Client = TestClient[Any, Any]
 
 
+@pytest.fixture(autouse=True)
+def _notes_installed(installed_test_plugins: Path) -> None:
+    """Every app here runs the small fixture plug-in only (fast to start, has routes to hit)."""
+
+
 def token_for(client: Client, user_id: str = "u1") -> str:
-    return client.app[RUNTIME].auth.issue(user_id, "user", sid=f"s-{user_id}").token
+    token: str = client.app[RUNTIME].auth.issue(user_id, "user", sid=f"s-{user_id}").token
+    return token
 
 
 async def notes(make_client: MakeClient, **config: dict[str, Any]) -> Client:
@@ -41,7 +48,7 @@ async def problem(resp: Any, status: int) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/problem+json"
     body: dict[str, Any] = await resp.json(content_type=None)
-    assert PROBLEM_FIELDS <= set(body)
+    assert set(body) >= PROBLEM_FIELDS
     assert body["status"] == status
     assert body["type"].startswith("https://fittracker.dev/problems/")
     assert body["title"] and body["detail"]
@@ -54,7 +61,7 @@ async def problem(resp: Any, status: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("incoming", ["abcd1234", "trace-me.123:4_5", "A" * 128])
 async def test_valid_request_id_is_kept(make_client: MakeClient, incoming: str) -> None:
-    client = await make_client(plugins=[])
+    client = await make_client(plugins=["notes"])
     resp = await client.get("/health", headers={"X-Request-ID": incoming})
     assert resp.status == 200
     assert resp.headers["X-Request-ID"] == incoming
@@ -64,8 +71,10 @@ async def test_valid_request_id_is_kept(make_client: MakeClient, incoming: str) 
     "incoming",
     [None, "", "short", "has spaces in it", "x" * 300, "semi;colon-1234", "new\\nline-1234", "ünïcode-1234"],
 )
-async def test_missing_or_invalid_request_id_is_replaced(make_client: MakeClient, incoming: str | None) -> None:
-    client = await make_client(plugins=[])
+async def test_missing_or_invalid_request_id_is_replaced(
+    make_client: MakeClient, incoming: str | None
+) -> None:
+    client = await make_client(plugins=["notes"])
     headers = {} if incoming is None else {"X-Request-ID": incoming}
     first = await client.get("/health", headers=headers)
     second = await client.get("/health", headers=headers)
@@ -75,8 +84,16 @@ async def test_missing_or_invalid_request_id_is_replaced(make_client: MakeClient
     assert second.headers["X-Request-ID"] != made  # fresh for each request
 
 
+def test_request_id_rules() -> None:
+    assert accept_or_make("abcd1234") == "abcd1234"
+    assert accept_or_make("abcd1234\n") != "abcd1234\n"  # no trailing newline sneaks through
+    assert accept_or_make("abc") != "abc"
+    assert accept_or_make("a" * 129) != "a" * 129
+    assert accept_or_make(None) != accept_or_make(None)
+
+
 async def test_request_id_in_problem_bodies(make_client: MakeClient) -> None:
-    client = await make_client(plugins=[])
+    client = await make_client(plugins=["notes"])
     resp = await client.get("/no/such/thing", headers={"X-Request-ID": "req-id-404-0001"})
     body = await problem(resp, 404)
     assert body["request_id"] == "req-id-404-0001"
@@ -88,7 +105,7 @@ async def test_request_id_in_problem_bodies(make_client: MakeClient) -> None:
 # --- problem+json for every error --------------------------------------------------------------
 
 
-async def test_404_unknown_paths(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_404_unknown_paths(make_client: MakeClient) -> None:
     client = await notes(make_client)
     for path in ("/nope", "/api/v1/unknown", f"{NOTES}/no/such/route"):
         body = await problem(await client.get(path), 404)
@@ -96,7 +113,7 @@ async def test_404_unknown_paths(installed_test_plugins: Path, make_client: Make
         assert body["title"] == "Not Found"
 
 
-async def test_405_wrong_method_has_allow(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_405_wrong_method_has_allow(make_client: MakeClient) -> None:
     client = await notes(make_client)
     resp = await client.delete(NOTES)
     body = await problem(resp, 405)
@@ -107,7 +124,7 @@ async def test_405_wrong_method_has_allow(installed_test_plugins: Path, make_cli
     assert "GET" in resp.headers["Allow"]
 
 
-async def test_413_body_over_the_limit(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_413_body_over_the_limit(make_client: MakeClient) -> None:
     client = await notes(make_client, server={"max_body_bytes": 2048})
     token = token_for(client)
     big = b'{"text": "' + b"x" * 3000 + b'"}'
@@ -120,7 +137,9 @@ async def test_413_body_over_the_limit(installed_test_plugins: Path, make_client
         for _ in range(4):
             yield b" " * 1000
 
-    resp = await client.post(NOTES, data=chunks(), headers={**auth(token), "Content-Type": "application/json"})
+    resp = await client.post(
+        NOTES, data=chunks(), headers={**auth(token), "Content-Type": "application/json"}
+    )
     await problem(resp, 413)
     # just under the limit is fine
     ok = await client.post(NOTES, json={"text": "fits"}, headers=auth(token))
@@ -131,9 +150,7 @@ async def test_413_body_over_the_limit(installed_test_plugins: Path, make_client
     ("content_type", "data"),
     [("text/plain", b'{"text": "x"}'), ("application/x-www-form-urlencoded", b"text=x"), (None, b"")],
 )
-async def test_415_wrong_content_type(
-    installed_test_plugins: Path, make_client: MakeClient, content_type: str | None, data: bytes
-) -> None:
+async def test_415_wrong_content_type(make_client: MakeClient, content_type: str | None, data: bytes) -> None:
     client = await notes(make_client)
     headers = auth(token_for(client))
     if content_type:
@@ -154,10 +171,12 @@ async def test_415_wrong_content_type(
         b'{"text": "x", "n": Infinity}',
         b"",  # empty
         b"   ",
+        b"[" * 2000 + b"]" * 2000,  # nested too deep
+        b'{"text": "x"} trailing',
     ],
-    ids=["truncated", "malformed", "quotes", "utf8", "nan", "infinity", "empty", "blank"],
+    ids=["truncated", "malformed", "quotes", "utf8", "nan", "infinity", "empty", "blank", "deep", "trailing"],
 )
-async def test_400_bad_json(installed_test_plugins: Path, make_client: MakeClient, raw: bytes) -> None:
+async def test_400_bad_json(make_client: MakeClient, raw: bytes) -> None:
     client = await notes(make_client)
     headers = {**auth(token_for(client)), "Content-Type": "application/json"}
     body = await problem(await client.post(NOTES, data=raw, headers=headers), 400)
@@ -165,7 +184,7 @@ async def test_400_bad_json(installed_test_plugins: Path, make_client: MakeClien
     assert "errors" not in body
 
 
-async def test_charset_parameter_is_fine(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_charset_parameter_is_fine(make_client: MakeClient) -> None:
     client = await notes(make_client)
     headers = {**auth(token_for(client)), "Content-Type": "application/json; charset=utf-8"}
     resp = await client.post(NOTES, data='{"text": "héllo"}'.encode(), headers=headers)
@@ -175,11 +194,15 @@ async def test_charset_parameter_is_fine(installed_test_plugins: Path, make_clie
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"text": ""}, "text"), ({"text": "x" * 201}, "text"), ({}, "text"), ({"text": 5}, "text"), ([1], "body")],
+    [
+        ({"text": ""}, "text"),
+        ({"text": "x" * 201}, "text"),
+        ({}, "text"),
+        ({"text": 5}, "text"),
+        ([1], "body"),
+    ],
 )
-async def test_422_validation_lists_fields(
-    installed_test_plugins: Path, make_client: MakeClient, payload: Any, field: str
-) -> None:
+async def test_422_validation_lists_fields(make_client: MakeClient, payload: Any, field: str) -> None:
     client = await notes(make_client)
     body = await problem(await client.post(NOTES, json=payload, headers=auth(token_for(client))), 422)
     assert body["type"].endswith("/validation")
@@ -189,7 +212,7 @@ async def test_422_validation_lists_fields(
     assert field in [e["field"] for e in body["errors"]]
 
 
-async def test_500_is_a_problem_without_internals(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_500_is_a_problem_without_internals(make_client: MakeClient) -> None:
     client = await notes(make_client)
     body = await problem(await client.get(f"{NOTES}/boom"), 500)
     assert "secret internals" not in json.dumps(body) and "Traceback" not in json.dumps(body)
@@ -204,9 +227,7 @@ def assert_security_headers(resp: Any) -> None:
     assert resp.headers["Referrer-Policy"] == "no-referrer"
 
 
-async def test_security_headers_on_api_and_error_responses(
-    installed_test_plugins: Path, make_client: MakeClient
-) -> None:
+async def test_security_headers_on_api_and_error_responses(make_client: MakeClient) -> None:
     client = await notes(make_client)
     responses = [
         await client.get("/health"),
@@ -226,7 +247,7 @@ async def test_security_headers_on_api_and_error_responses(
 
 
 async def test_docs_page_gets_a_page_csp(make_client: MakeClient) -> None:
-    client = await make_client(plugins=[])
+    client = await make_client(plugins=["notes"])
     resp = await client.get("/docs")
     assert resp.status == 200 and resp.content_type == "text/html"
     assert_security_headers(resp)
@@ -235,7 +256,7 @@ async def test_docs_page_gets_a_page_csp(make_client: MakeClient) -> None:
 
 
 async def test_hsts_only_when_configured(make_client: MakeClient) -> None:
-    client = await make_client(plugins=[], config={"http": {"hsts": True}})
+    client = await make_client(plugins=["notes"], config={"http": {"hsts": True}})
     for resp in (await client.get("/health"), await client.get("/nope")):
         assert resp.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
@@ -253,7 +274,7 @@ def preflight(origin: str) -> dict[str, str]:
     }
 
 
-async def test_cors_preflight_and_requests(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_cors_preflight_and_requests(make_client: MakeClient) -> None:
     client = await notes(make_client, http={"cors_origins": [ALLOWED]})
     resp = await client.options(NOTES, headers=preflight(ALLOWED))
     assert resp.status == 200
@@ -262,11 +283,14 @@ async def test_cors_preflight_and_requests(installed_test_plugins: Path, make_cl
     assert "AUTHORIZATION" in resp.headers["Access-Control-Allow-Headers"].upper()
 
     resp = await client.options(NOTES, headers=preflight("https://evil.example"))
-    assert resp.status == 403
+    await problem(resp, 403)
     assert "Access-Control-Allow-Origin" not in resp.headers
 
     resp = await client.get(f"{NOTES}/stats", headers={"Origin": ALLOWED})
     assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == ALLOWED
+    # browser code may read the request id (to quote it) and the rate-limit headers
+    exposed = {h.strip().lower() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+    assert "x-request-id" in exposed
     resp = await client.get(f"{NOTES}/stats", headers={"Origin": "https://evil.example"})
     assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers
     # errors from an allowed origin stay readable by the browser
@@ -274,7 +298,7 @@ async def test_cors_preflight_and_requests(installed_test_plugins: Path, make_cl
     assert resp.status == 401 and resp.headers["Access-Control-Allow-Origin"] == ALLOWED
 
 
-async def test_no_cors_without_configured_origins(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_no_cors_without_configured_origins(make_client: MakeClient) -> None:
     client = await notes(make_client)
     resp = await client.get(f"{NOTES}/stats", headers={"Origin": ALLOWED})
     assert "Access-Control-Allow-Origin" not in resp.headers
@@ -293,7 +317,7 @@ def limits(global_limit: int, plugin_limit: int, **http: Any) -> dict[str, dict[
     }
 
 
-async def test_rate_limit_headers_and_429(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_rate_limit_headers_and_429(make_client: MakeClient) -> None:
     client = await make_client(plugins=["notes"], config=limits(3, 100))
     for remaining in (2, 1, 0):
         resp = await client.get("/api/v1/openapi.json")
@@ -313,7 +337,7 @@ async def test_rate_limit_headers_and_429(installed_test_plugins: Path, make_cli
     await problem(await client.get(f"{NOTES}/stats"), 429)
 
 
-async def test_plugin_limit_is_per_plugin(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_plugin_limit_is_per_plugin(make_client: MakeClient) -> None:
     client = await make_client(plugins=["notes"], config=limits(10, 2))
     for remaining in (1, 0):
         resp = await client.get(f"{NOTES}/stats")
@@ -328,9 +352,7 @@ async def test_plugin_limit_is_per_plugin(installed_test_plugins: Path, make_cli
     assert resp.headers["RateLimit-Limit"] == "10" and resp.headers["RateLimit-Remaining"] == "6"
 
 
-async def test_authenticated_clients_are_keyed_by_user(
-    installed_test_plugins: Path, make_client: MakeClient
-) -> None:
+async def test_authenticated_clients_are_keyed_by_user(make_client: MakeClient) -> None:
     client = await make_client(plugins=["notes"], config=limits(100, 2, trusted_proxies=["127.0.0.1"]))
     alice, bob = token_for(client, "alice"), token_for(client, "bob")
     alice_again = client.app[RUNTIME].auth.issue("alice", "user", sid="another-session").token
@@ -350,14 +372,14 @@ async def test_authenticated_clients_are_keyed_by_user(
     assert resp.status == 200 and resp.headers["RateLimit-Remaining"] == "1"
 
 
-async def test_invalid_token_falls_back_to_the_ip(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_invalid_token_falls_back_to_the_ip(make_client: MakeClient) -> None:
     client = await make_client(plugins=["notes"], config=limits(100, 2))
     for token in ("not-a-token", "still.not.valid"):
         assert (await client.get(f"{NOTES}/stats", headers=auth(token))).status == 200
     await problem(await client.get(f"{NOTES}/stats", headers=auth("third.bad.token")), 429)
 
 
-async def test_anonymous_clients_are_keyed_by_ip(installed_test_plugins: Path, make_client: MakeClient) -> None:
+async def test_anonymous_clients_are_keyed_by_ip(make_client: MakeClient) -> None:
     trusting = await make_client(plugins=["notes"], config=limits(100, 1, trusted_proxies=["127.0.0.0/8"]))
     for ip in ("203.0.113.1", "203.0.113.2"):
         assert (await trusting.get(f"{NOTES}/stats", headers={"X-Forwarded-For": ip})).status == 200
@@ -369,9 +391,7 @@ async def test_anonymous_clients_are_keyed_by_ip(installed_test_plugins: Path, m
     await problem(await wary.get(f"{NOTES}/stats", headers={"X-Forwarded-For": "203.0.113.2"}), 429)
 
 
-async def test_health_and_metrics_are_never_limited(
-    installed_test_plugins: Path, make_client: MakeClient
-) -> None:
+async def test_health_and_metrics_are_never_limited(make_client: MakeClient) -> None:
     client = await make_client(plugins=["notes"], config=limits(1, 1))
     for _ in range(4):
         for path in ("/health", "/metrics", "/health/services", f"{NOTES}/health"):
@@ -383,8 +403,8 @@ async def test_health_and_metrics_are_never_limited(
     assert (await client.get("/health")).status == 200
 
 
-async def test_rate_limit_off_by_default_in_tests_and_by_config(make_client: MakeClient) -> None:
-    client = await make_client(plugins=[], config={"ratelimit": {"enabled": False, "global_limit": 1}})
+async def test_rate_limit_can_be_turned_off(make_client: MakeClient) -> None:
+    client = await make_client(plugins=["notes"], config={"ratelimit": {"enabled": False, "global_limit": 1}})
     for _ in range(3):
         resp = await client.get("/api/v1/openapi.json")
         assert resp.status == 200 and "RateLimit-Limit" not in resp.headers
@@ -423,7 +443,9 @@ async def test_memory_store_forgets_expired_keys_when_full() -> None:
 
 async def test_rate_limiter_windows_reset() -> None:
     clock = Clock(100.0)
-    limiter = RateLimiter(MemoryCounterStore(clock=clock), window_s=60, global_limit=3, plugin_limit=2, clock=clock)
+    limiter = RateLimiter(
+        MemoryCounterStore(clock=clock), window_s=60, global_limit=3, plugin_limit=2, clock=clock
+    )
     verdict, scope = await limiter.check("ip:1.2.3.4", "notes")
     assert verdict.allowed and (verdict.limit, verdict.remaining, verdict.reset_s) == (2, 1, 20)
     assert scope == "plugin"
@@ -473,6 +495,8 @@ def address(trusted: list[str], remote: str | None, forwarded: str | None = None
         (["10.0.0.0/8"], "10.1.2.3", None, "10.1.2.3"),  # no header: the proxy itself
         (["10.0.0.0/8"], "10.1.2.3", " , ", "10.1.2.3"),
         (["::1"], "::1", "2001:db8::5", "2001:db8::5"),
+        (["10.0.0.0/8"], "::ffff:10.1.2.3", "203.0.113.9", "203.0.113.9"),  # dual-stack socket
+        (["10.0.0.0/8"], "::ffff:192.0.2.1", "203.0.113.9", "::ffff:192.0.2.1"),
         (["10.0.0.0/8"], None, "203.0.113.9", "unknown"),
         (["10.0.0.0/8"], "not-an-ip", "203.0.113.9", "not-an-ip"),
     ],
@@ -495,7 +519,7 @@ def access_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 
 async def test_one_access_record_per_request(
-    installed_test_plugins: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await notes(make_client)
     token = token_for(client, "user-42")
@@ -518,16 +542,16 @@ async def test_one_access_record_per_request(
         json.dumps(record)  # JSON-able
 
 
-async def test_access_log_can_be_turned_off(make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
-    client = await make_client(plugins=[], config={"log": {"access_log": False}})
+async def test_access_log_can_be_turned_off(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(plugins=["notes"], config={"log": {"access_log": False}})
     caplog.set_level(logging.INFO, logger="fittracker.access")
     await client.get("/health")
     assert access_records(caplog) == []
 
 
-async def test_no_secrets_in_logs(
-    installed_test_plugins: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_no_secrets_in_logs(make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     client = await notes(make_client)
     token = token_for(client)
     password = "pw-hunter2-do-not-log"
@@ -566,9 +590,7 @@ def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
-async def test_json_log_lines_carry_the_request_id(
-    installed_test_plugins: Path, make_client: MakeClient, json_log: io.StringIO
-) -> None:
+async def test_json_log_lines_carry_the_request_id(make_client: MakeClient, json_log: io.StringIO) -> None:
     client = await notes(make_client)
     await client.get(f"{NOTES}/stats", headers={"X-Request-ID": "json-line-0001"})
     await client.get(f"{NOTES}/boom", headers={"X-Request-ID": "json-line-0002"})

@@ -35,7 +35,9 @@ class Server:
         match = LISTENING.search(line)
         if not match:
             self.proc.kill()
-            raise AssertionError(f"no listening line: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+            raise AssertionError(
+                f"no listening line: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
         self.url = match.group(1)
 
     def stop(self, timeout: float = 20, *, signal_sent: bool = False) -> tuple[int, str]:
@@ -103,7 +105,11 @@ def test_run_py_is_fittracker_serve(installed_test_plugins: Path, tmp_path: Path
 def test_plugins_command_lists_plugins(installed_test_plugins: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fittracker", "plugins", "--json"],
-        capture_output=True, text=True, env=env_with(installed_test_plugins), timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=env_with(installed_test_plugins),
+        timeout=60,
+        check=True,
     )
     listing = json.loads(result.stdout)
     by_name = {p["name"]: p for p in listing["plugins"]}
@@ -113,6 +119,10 @@ def test_plugins_command_lists_plugins(installed_test_plugins: Path) -> None:
     assert "broken" in listing["failed"]
     text = subprocess.run(
         [sys.executable, "-m", "fittracker", "plugins"],
-        capture_output=True, text=True, env=env_with(installed_test_plugins), timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=env_with(installed_test_plugins),
+        timeout=60,
+        check=True,
     ).stdout
     assert "notes 1.2.3" in text and "FAILED" in text
