@@ -25,6 +25,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	mkdir -p build/typecheck && ln -sfn ../../plugins build/typecheck/fittracker_plugins
 	MYPYPATH=build/typecheck $(BIN)/mypy -p fittracker -p fittracker_plugins
+	MYPYPATH=build/typecheck $(BIN)/mypy tests
 
 unit: $(STAMP)
 	$(BIN)/pytest -q $(ARGS)

@@ -58,11 +58,17 @@ class Discovery:
     plugins: dict[str, LoadedPlugin] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    # Installed but filtered out: their config sections stay valid (one file serves every
+    # process of a deployment, each loading only some plug-ins).
+    filtered: dict[str, Any] = field(default_factory=dict)
 
     def config_defaults(self) -> dict[str, Mapping[str, Any]]:
         out: dict[str, Mapping[str, Any]] = {}
         for name, loaded in self.plugins.items():
             out[name] = dict(call_hook(self.pm, loaded.plugin, "fittracker_config_defaults", default={}))
+        for name, obj in self.filtered.items():
+            impl = getattr(obj, "fittracker_config_defaults", None)
+            out[name] = dict(impl()) if callable(impl) else {}
         return out
 
     def call(self, name: str, hook: str, **kwargs: Any) -> Any:
@@ -138,6 +144,7 @@ def discover(
             raise ConfigError(f"two plug-ins are named {info.name!r}")
         if (only is not None and info.name not in only) or info.name in disabled_set:
             found.skipped.append(info.name)
+            found.filtered[info.name] = obj
             continue
         found.pm.register(obj, name=info.name)
         hooks = tuple(sorted(c.name for c in found.pm.get_hookcallers(obj) or ()))

@@ -44,7 +44,11 @@ def make_test_app(
 ) -> web.Application:
     environ = {"FITTRACKER_PLUGINS": ",".join(plugins)} if plugins is not None else {}
     found = discover(extra=extra, environ=environ)
-    base = {"server": {"data_dir": str(data_dir)}, "ratelimit": {"enabled": False}, "log": {"format": "text"}}
+    base: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(data_dir)},
+        "ratelimit": {"enabled": False},
+        "log": {"format": "text"},
+    }
     settings = load_settings(
         build_schema(found.config_defaults()), environ={}, overrides=_merge(base, config)
     )

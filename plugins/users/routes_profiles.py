@@ -80,9 +80,11 @@ async def patch_me(request: web.Request) -> web.Response:
             await current_user(request, principal.user_id)
         else:
             doc = updated
+        # The new values travel with the event so that other plug-ins can keep their own
+        # read models (units, equipment, experience, time zone) without calling back.
         await ctx.publish(
             "profile.updated",
-            {"user_id": principal.user_id, "changed": sorted(changes)},
+            {"user_id": principal.user_id, "changed": sorted(changes), "values": changes},
             subject=principal.user_id,
         )
     return json_response(await own_profile(store, doc))

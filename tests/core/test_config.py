@@ -294,6 +294,16 @@ def test_unknown_plugin_section_lists_plugins(installed_test_plugins: Path, tmp_
     assert "unknown section [nots]" in message and "notes" in message
 
 
+def test_sections_of_filtered_out_plugins_stay_valid(installed_test_plugins: Path, tmp_path: Path) -> None:
+    """One config file serves processes that each load only some plug-ins."""
+    found = discover(environ={"FITTRACKER_PLUGINS": "users"})
+    assert "notes" not in found.plugins
+    file = tmp_path / "shared.toml"
+    file.write_text("[notes]\nmax_notes = 7\n", encoding="utf-8")
+    settings = load_settings(build_schema(found.config_defaults()), file, environ={})
+    assert settings.section("notes")["max_notes"] == 7
+
+
 def test_plugin_named_like_a_core_section_is_refused() -> None:
     with pytest.raises(ConfigError, match="'server' clashes with the core config section"):
         build_schema({"server": {}})
@@ -328,17 +338,25 @@ async def test_disabled_plugin_is_left_out(
 # --- config/default.toml -----------------------------------------------------------------------
 
 
-def test_default_toml_lists_every_core_key_with_its_default() -> None:
+def test_default_toml_lists_every_key_with_its_default() -> None:
+    """The shipped example stays current: every core key (and every key of each built-in
+    plug-in section it shows) with exactly the default the code declares."""
     document = tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8"))
-    assert set(document) == set(CORE_DEFAULTS), "default.toml must have exactly the core sections"
-    for section, keys in CORE_DEFAULTS.items():
-        assert set(document[section]) == set(keys), f"[{section}] in default.toml differs from the code"
+    found = discover(environ={})  # the installed (built-in) plug-ins
+    schema = build_schema(found.config_defaults())
+    missing = set(CORE_DEFAULTS) - set(document)
+    assert not missing, f"default.toml lacks the core sections {missing}"
+    unknown = set(document) - set(schema)
+    assert not unknown, f"default.toml has sections no core part or installed plug-in declares: {unknown}"
+    for section, values in document.items():
+        keys = schema[section]
+        assert set(values) == set(keys), f"[{section}] in default.toml differs from the code"
         for key, setting in keys.items():
-            value = document[section][key]
+            value = values[key]
             assert value == setting.default, f"{section}.{key}: {value!r} != {setting.default!r}"
             assert type(value) is type(setting.default), f"{section}.{key}: type differs"
     # and it loads, of course
-    assert load_settings(build_schema({}), DEFAULT_TOML, environ={}).section("server")["port"] == 8080
+    assert load_settings(schema, DEFAULT_TOML, environ={}).section("server")["port"] == 8080
 
 
 # --- the command line --------------------------------------------------------------------------

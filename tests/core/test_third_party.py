@@ -23,7 +23,8 @@ async def notes_client(make_client: MakeClient) -> TestClient[Any, Any]:
 
 
 def token_for(client: TestClient[Any, Any], user_id: str = "u1", role: str = "user") -> str:
-    return client.app[RUNTIME].auth.issue(user_id, role, sid="s1").token
+    token: str = client.app[RUNTIME].auth.issue(user_id, role, sid="s1").token
+    return token
 
 
 async def wait_for(predicate: Any, timeout: float = 5.0) -> None:

@@ -78,6 +78,7 @@ async def test_partial_update(users_client: Client, recorder: EventRecorder) -> 
     event = await recorder.wait_for("profile.updated")
     assert event.data["user_id"] == reg["user"]["id"]
     assert set(event.data["changed"]) == set(full) - {"public"}  # public was already true
+    assert event.data["values"]["units"] == "lb" and event.data["values"]["weight_kg"] == 82
 
     # only what is sent changes; null clears optional data
     resp = await patch(users_client, token, {"bio": None, "days_per_week": 5})
