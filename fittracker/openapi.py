@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -81,6 +81,47 @@ def json_response(description: str, schema: Mapping[str, Any] | type[BaseModel])
 
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One ``in: query`` parameter per field of a query model."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    out: list[dict[str, Any]] = []
+    for name, prop in schema["properties"].items():
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        out.append(param)
+    return out
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Any],
+    *,
+    errors: Sequence[int] = (),
+    body: type[BaseModel] | None = None,
+    parameters: Sequence[dict[str, Any]] = (),
+    security: list[dict[str, list[str]]] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": {**responses, **problems(*errors)},
+    }
+    if description:
+        op["description"] = description
+    if body is not None:
+        op["requestBody"] = json_body(body)
+    if parameters:
+        op["parameters"] = list(parameters)
+    op["security"] = security if security is not None else []
+    return op
 
 
 def assemble(title: str, version: str, parts: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from fittracker_plugins.users.models import (
@@ -20,9 +19,8 @@ from fittracker_plugins.users.models import (
     UserAccount,
     UserSummaryPage,
 )
-from pydantic import BaseModel
 
-from fittracker.openapi import BEARER, json_body, json_response, problems, ref, schemas
+from fittracker.openapi import BEARER, json_response, operation, query_parameters, ref, schemas
 
 OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, *BEARER]
 
@@ -39,47 +37,6 @@ TAGS = [
     {"name": "profiles", "description": "Training profiles: your own, and other users' public ones."},
     {"name": "social", "description": "Find users by name, follow them, list followers."},
 ]
-
-
-def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """One ``in: query`` parameter per field of a query model."""
-    schema = model.model_json_schema()
-    required = set(schema.get("required", []))
-    out: list[dict[str, Any]] = []
-    for name, prop in schema["properties"].items():
-        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
-        if "description" in prop:
-            param["description"] = prop["description"]
-        out.append(param)
-    return out
-
-
-def operation(
-    operation_id: str,
-    summary: str,
-    tag: str,
-    responses: dict[str, Any],
-    *,
-    errors: Sequence[int] = (),
-    body: type[BaseModel] | None = None,
-    parameters: Sequence[dict[str, Any]] = (),
-    security: list[dict[str, list[str]]] | None = None,
-    description: str | None = None,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "operationId": operation_id,
-        "summary": summary,
-        "tags": [tag],
-        "responses": {**responses, **problems(*errors)},
-    }
-    if description:
-        op["description"] = description
-    if body is not None:
-        op["requestBody"] = json_body(body)
-    if parameters:
-        op["parameters"] = list(parameters)
-    op["security"] = security if security is not None else []
-    return op
 
 
 def _tokens(description: str) -> dict[str, Any]:

@@ -18,16 +18,13 @@ Timestamps are ISO 8601 UTC strings with microseconds, so they sort as text.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fittracker import ValidationFailed
+from fittracker.http.pagination import after_cursor, encode_cursor
 from fittracker.storage import Collection, Database, DuplicateKeyError
 
 Document = dict[str, Any]
@@ -73,33 +70,6 @@ def name_words(name: str) -> list[str]:
     lowered = name.lower()
     words = lowered.split() + _WORD.findall(lowered)
     return list(dict.fromkeys(words))
-
-
-def encode_cursor(*parts: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int) -> list[str]:
-    """The parts of a cursor made by :func:`encode_cursor`; 422 on anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        parts = json.loads(raw)
-    except (binascii.Error, ValueError):
-        parts = None
-    if not isinstance(parts, list) or len(parts) != size or not all(isinstance(p, str) for p in parts):
-        raise ValidationFailed(
-            "invalid cursor", errors=[{"field": "cursor", "message": "not a cursor of this list"}]
-        )
-    return parts
-
-
-def _after(sort_field: str, tie_field: str, cursor: str | None, descending: bool) -> list[Mapping[str, Any]]:
-    """Filter clauses that start a page after ``cursor`` in (sort_field, tie_field) order."""
-    if cursor is None:
-        return []
-    value, tie = decode_cursor(cursor, 2)
-    op = "$lt" if descending else "$gt"
-    return [{"$or": [{sort_field: {op: value}}, {sort_field: value, tie_field: {op: tie}}]}]
 
 
 class UserStore:
@@ -177,7 +147,7 @@ class UserStore:
         clauses: list[Mapping[str, Any]] = [{"public": True}]
         for token in q.lower().split()[:8]:
             clauses.append({"name_words": {"$regex": "^" + re.escape(token)}})
-        clauses.extend(_after("name_key", "_id", cursor, descending=False))
+        clauses.extend(after_cursor("name_key", "_id", cursor, descending=False))
         docs = await self.users.find({"$and": clauses}, sort=[("name_key", 1), ("_id", 1)], limit=limit + 1)
         next_cursor = None
         if len(docs) > limit:
@@ -224,7 +194,7 @@ class UserStore:
     ) -> tuple[list[Document], str | None]:
         clauses: list[Mapping[str, Any]] = [
             {own: user_id},
-            *_after("followed_at", other, cursor, descending=True),
+            *after_cursor("followed_at", other, cursor, descending=True),
         ]
         rows = await self.follows.find(
             {"$and": clauses}, sort=[("followed_at", -1), (other, -1)], limit=limit + 1
