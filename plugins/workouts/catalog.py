@@ -1,0 +1,235 @@
+"""The exercise catalog: the shipped built-ins plus each user's own custom exercises.
+
+The built-in catalog ships as ``data/catalog.json`` (built by ``scripts/build_catalog.py``
+from the public-domain Free Exercise DB). On start it is written into the plug-in's database
+once per catalog version (idempotent; a new version upgrades the stored copy, and built-ins
+that disappeared are kept as ``retired`` so old workouts still resolve them). Reads of
+built-ins are served from memory: the catalog is small (873 entries) and read on every
+search, set and routine. Custom exercises live only in the database, visible to their owner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from fittracker.storage import Collection, Database
+
+Exercise = dict[str, Any]
+
+FIELDS = ("name", "category", "level", "force", "mechanic", "equipment", "primary_muscles", "secondary_muscles")
+CUSTOM_PREFIX = "custom-"
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-cased alphanumeric words, for word-prefix search ("Push-Up" -> push, up)."""
+    return list(dict.fromkeys(_WORD.findall(text.lower())))
+
+
+def public_view(doc: Mapping[str, Any]) -> Exercise:
+    """An exercise as the API shows it (``owner_id`` only on custom ones)."""
+    out: Exercise = {"id": doc["_id"] if "_id" in doc else doc["id"]}
+    out.update({field: doc.get(field) for field in FIELDS})
+    out["primary_muscles"] = list(out["primary_muscles"] or [])
+    out["secondary_muscles"] = list(out["secondary_muscles"] or [])
+    if doc.get("owner_id"):
+        out["owner_id"] = doc["owner_id"]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Shipped:
+    version: str
+    exercises: list[Exercise]
+
+    @classmethod
+    def load(cls) -> Shipped:
+        raw = resources.files("fittracker_plugins.workouts").joinpath("data/catalog.json").read_text("utf-8")
+        data = json.loads(raw)
+        return cls(version=str(data["version"]), exercises=list(data["exercises"]))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    q: str | None = None
+    category: str | None = None
+    muscle: str | None = None
+    equipment: str | None = None
+    level: str | None = None
+
+    def matches(self, ex: Mapping[str, Any], terms: Sequence[str]) -> bool:
+        if self.category and ex["category"] != self.category:
+            return False
+        if self.level and ex["level"] != self.level:
+            return False
+        if self.equipment and ex["equipment"] != self.equipment:
+            return False
+        if self.muscle and self.muscle not in ex["primary_muscles"] and self.muscle not in ex["secondary_muscles"]:
+            return False
+        if terms:
+            words = ex["_words"]
+            return all(any(w.startswith(t) for w in words) for t in terms)
+        return True
+
+
+class Catalog:
+    """Built-in exercises (memory, from the database) and custom ones (database)."""
+
+    def __init__(self, db: Database, shipped: Shipped | None = None) -> None:
+        self._shipped = shipped or Shipped.load()
+        self.exercises: Collection = db.collection("exercises")
+        self.meta: Collection = db.collection("meta")
+        self._builtin: dict[str, Exercise] = {}
+        self._active: list[Exercise] = []  # built-ins not retired, sorted by name
+        self.version = ""
+
+    # --- start-up -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.exercises.create_index([("owner_id", 1)])
+        await self.upgrade()
+        await self.reload()
+
+    async def upgrade(self) -> bool:
+        """Store the shipped catalog if the stored version differs; True if it wrote."""
+        meta = await self.meta.find_one({"_id": "catalog"})
+        if meta is not None and meta.get("version") == self._shipped.version:
+            return False
+        shipped_ids = set()
+        stored = await self.exercises.count({"builtin": True})
+        docs = [self._doc(ex) for ex in self._shipped.exercises]
+        if stored == 0:
+            await self.exercises.insert_many(docs)  # first start: one transaction
+            shipped_ids = {d["_id"] for d in docs}
+        else:
+            for doc in docs:
+                fields = {k: v for k, v in doc.items() if k != "_id"}
+                await self.exercises.update_one({"_id": doc["_id"]}, {"$set": fields}, upsert=True)
+                shipped_ids.add(doc["_id"])
+            for old in await self.exercises.find({"builtin": True, "retired": False}):
+                if old["_id"] not in shipped_ids:
+                    await self.exercises.update_one({"_id": old["_id"]}, {"$set": {"retired": True}})
+        await self.meta.update_one(
+            {"_id": "catalog"},
+            {"$set": {"version": self._shipped.version, "loaded_at": datetime.now(UTC).isoformat()}},
+            upsert=True,
+        )
+        return True
+
+    async def reload(self) -> None:
+        """Fill the in-memory copy of the built-ins from the database."""
+        docs = await self.exercises.find({"builtin": True})
+        self._builtin = {d["_id"]: self._cached(d) for d in docs}
+        self._active = sorted(
+            (e for e in self._builtin.values() if not e["_retired"]), key=lambda e: (e["name"].lower(), e["id"])
+        )
+        meta = await self.meta.find_one({"_id": "catalog"})
+        self.version = str((meta or {}).get("version", ""))
+
+    @staticmethod
+    def _doc(ex: Mapping[str, Any]) -> dict[str, Any]:
+        doc: dict[str, Any] = {"_id": ex["id"], **{f: ex.get(f) for f in FIELDS}}
+        doc.update(builtin=True, retired=False, owner_id=None, words=words_of(ex["name"]))
+        return doc
+
+    @staticmethod
+    def _cached(doc: Mapping[str, Any]) -> Exercise:
+        ex = public_view(doc)
+        ex["_words"] = tuple(doc.get("words") or words_of(ex["name"]))
+        ex["_retired"] = bool(doc.get("retired"))
+        return ex
+
+    # --- reads --------------------------------------------------------------------------------
+    @staticmethod
+    def strip(ex: Mapping[str, Any]) -> Exercise:
+        return {k: v for k, v in ex.items() if not k.startswith("_")}
+
+    def builtin(self, exercise_id: str) -> Exercise | None:
+        ex = self._builtin.get(exercise_id)
+        return self.strip(ex) if ex is not None else None
+
+    async def _custom_docs(self, user_id: str) -> list[Exercise]:
+        docs = await self.exercises.find({"owner_id": user_id}, sort=[("name", 1)])
+        return [self._cached(d) for d in docs]
+
+    async def visible(self, user_id: str, exercise_id: str) -> Exercise | None:
+        """The exercise if it is a built-in or the user's own custom one; else None."""
+        ex = self._builtin.get(exercise_id)
+        if ex is not None:
+            return self.strip(ex)
+        if not exercise_id.startswith(CUSTOM_PREFIX):
+            return None
+        doc = await self.exercises.find_one({"_id": exercise_id, "owner_id": user_id})
+        return public_view(doc) if doc is not None else None
+
+    async def get_many(self, user_id: str, ids: Iterable[str]) -> dict[str, Exercise]:
+        """The visible exercises among ``ids`` (missing or foreign ones are left out)."""
+        out: dict[str, Exercise] = {}
+        custom: list[str] = []
+        for exercise_id in set(ids):
+            ex = self._builtin.get(exercise_id)
+            if ex is not None:
+                out[exercise_id] = self.strip(ex)
+            elif exercise_id.startswith(CUSTOM_PREFIX):
+                custom.append(exercise_id)
+        if custom:
+            for doc in await self.exercises.find({"_id": {"$in": custom}, "owner_id": user_id}):
+                out[doc["_id"]] = public_view(doc)
+        return out
+
+    async def search(
+        self, user_id: str | None, flt: SearchFilter, limit: int, offset: int
+    ) -> tuple[list[Exercise], int]:
+        """Matching exercises (the user's custom ones first, then built-ins by name) and the total."""
+        terms = words_of(flt.q or "")
+        pool = (await self._custom_docs(user_id)) if user_id else []
+        matched = [ex for ex in pool if flt.matches(ex, terms)]
+        matched.extend(ex for ex in self._active if flt.matches(ex, terms))
+        page = matched[offset : offset + limit] if limit else matched[offset:]
+        return [self.strip(ex) for ex in page], len(matched)
+
+    async def facets(self, user_id: str | None, flt: SearchFilter | None = None) -> dict[str, dict[str, int]]:
+        """Counts per category, muscle (primary or secondary), equipment and level."""
+        flt = flt or SearchFilter()
+        terms = words_of(flt.q or "")
+        pool = [*((await self._custom_docs(user_id)) if user_id else []), *self._active]
+        counts: dict[str, Counter[str]] = {k: Counter() for k in ("category", "muscle", "equipment", "level")}
+        for ex in pool:
+            if not flt.matches(ex, terms):
+                continue
+            for key in ("category", "equipment", "level"):
+                if ex[key]:
+                    counts[key][ex[key]] += 1
+            for muscle in {*ex["primary_muscles"], *ex["secondary_muscles"]}:
+                counts["muscle"][muscle] += 1
+        return {key: dict(sorted(c.items())) for key, c in counts.items()}
+
+    # --- custom exercises ---------------------------------------------------------------------
+    async def create_custom(self, user_id: str, fields: Mapping[str, Any]) -> Exercise:
+        doc: dict[str, Any] = {"_id": CUSTOM_PREFIX + uuid.uuid4().hex, **{f: fields.get(f) for f in FIELDS}}
+        doc.update(builtin=False, retired=False, owner_id=user_id, words=words_of(str(fields["name"])))
+        doc["created_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
+        return public_view(await self.exercises.insert_one(doc))
+
+    async def update_custom(self, user_id: str, exercise_id: str, fields: Mapping[str, Any]) -> Exercise | None:
+        changes = {f: fields[f] for f in FIELDS if f in fields}
+        if "name" in changes:
+            changes["words"] = words_of(str(changes["name"]))
+        if not exercise_id.startswith(CUSTOM_PREFIX):
+            return None
+        if not changes:
+            return await self.visible(user_id, exercise_id)
+        doc = await self.exercises.update_one({"_id": exercise_id, "owner_id": user_id}, {"$set": changes})
+        return public_view(doc) if doc is not None else None
+
+    async def delete_custom(self, user_id: str, exercise_id: str) -> bool:
+        if not exercise_id.startswith(CUSTOM_PREFIX):
+            return False
+        return await self.exercises.delete_one({"_id": exercise_id, "owner_id": user_id}) == 1
