@@ -17,15 +17,15 @@ run: $(STAMP)
 	$(BIN)/fittracker serve --config config/default.toml $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check fittracker plugins tests run.py
-	$(BIN)/ruff format --check fittracker plugins tests run.py
+	$(BIN)/ruff check fittracker plugins tests scripts run.py
+	$(BIN)/ruff format --check fittracker plugins tests scripts run.py
 
 # mypy cannot see through the editable-install import hook that maps plugins/ to the
 # fittracker_plugins package, so give it a symlink with the package's real name.
 typecheck: $(STAMP)
 	mkdir -p build/typecheck && ln -sfn ../../plugins build/typecheck/fittracker_plugins
 	MYPYPATH=build/typecheck $(BIN)/mypy -p fittracker -p fittracker_plugins
-	MYPYPATH=build/typecheck $(BIN)/mypy tests
+	MYPYPATH=build/typecheck $(BIN)/mypy tests scripts
 
 unit: $(STAMP)
 	$(BIN)/pytest -q $(ARGS)

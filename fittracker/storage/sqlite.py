@@ -226,7 +226,8 @@ class SqliteCollection:
             q.check_document(doc)
         stored = [{"_id": doc.get("_id") or q.new_id(), **doc} for doc in docs]
         rows = [(doc["_id"], _dumps(doc)) for doc in stored]
-        await self._run(lambda conn: conn.executemany(self._insert, rows), write=True)
+        # Cursors never leave the worker thread: freeing one elsewhere corrupts the connection.
+        await self._run(lambda conn: conn.executemany(self._insert, rows).close(), write=True)
         return stored
 
     async def find_one(self, filter: Filter | None = None, *, sort: Sort | None = None) -> Document | None:
@@ -310,7 +311,11 @@ class SqliteCollection:
                 f"ON {self._table} ({expr}) WHERE {expr} = 'array'"
             )
 
-        await self._run(lambda conn: [conn.execute(statement) for statement in statements], write=True)
+        def work(conn: sqlite3.Connection) -> None:
+            for statement in statements:
+                conn.execute(statement).close()
+
+        await self._run(work, write=True)
 
 
 def _digest(keys: object, unique: bool) -> str:

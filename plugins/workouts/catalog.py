@@ -24,7 +24,16 @@ from fittracker.storage import Collection, Database
 
 Exercise = dict[str, Any]
 
-FIELDS = ("name", "category", "level", "force", "mechanic", "equipment", "primary_muscles", "secondary_muscles")
+FIELDS = (
+    "name",
+    "category",
+    "level",
+    "force",
+    "mechanic",
+    "equipment",
+    "primary_muscles",
+    "secondary_muscles",
+)
 CUSTOM_PREFIX = "custom-"
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -72,7 +81,11 @@ class SearchFilter:
             return False
         if self.equipment and ex["equipment"] != self.equipment:
             return False
-        if self.muscle and self.muscle not in ex["primary_muscles"] and self.muscle not in ex["secondary_muscles"]:
+        if (
+            self.muscle
+            and self.muscle not in ex["primary_muscles"]
+            and self.muscle not in ex["secondary_muscles"]
+        ):
             return False
         if terms:
             words = ex["_words"]
@@ -128,7 +141,8 @@ class Catalog:
         docs = await self.exercises.find({"builtin": True})
         self._builtin = {d["_id"]: self._cached(d) for d in docs}
         self._active = sorted(
-            (e for e in self._builtin.values() if not e["_retired"]), key=lambda e: (e["name"].lower(), e["id"])
+            (e for e in self._builtin.values() if not e["_retired"]),
+            key=lambda e: (e["name"].lower(), e["id"]),
         )
         meta = await self.meta.find_one({"_id": "catalog"})
         self.version = str((meta or {}).get("version", ""))
@@ -154,6 +168,11 @@ class Catalog:
     def builtin(self, exercise_id: str) -> Exercise | None:
         ex = self._builtin.get(exercise_id)
         return self.strip(ex) if ex is not None else None
+
+    def is_active(self, exercise_id: str) -> bool:
+        """Whether ``exercise_id`` is a built-in of the current catalog version (not retired)."""
+        ex = self._builtin.get(exercise_id)
+        return ex is not None and not ex["_retired"]
 
     async def _custom_docs(self, user_id: str) -> list[Exercise]:
         docs = await self.exercises.find({"owner_id": user_id}, sort=[("name", 1)])
@@ -218,7 +237,9 @@ class Catalog:
         doc["created_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
         return public_view(await self.exercises.insert_one(doc))
 
-    async def update_custom(self, user_id: str, exercise_id: str, fields: Mapping[str, Any]) -> Exercise | None:
+    async def update_custom(
+        self, user_id: str, exercise_id: str, fields: Mapping[str, Any]
+    ) -> Exercise | None:
         changes = {f: fields[f] for f in FIELDS if f in fields}
         if "name" in changes:
             changes["words"] = words_of(str(changes["name"]))

@@ -195,3 +195,18 @@ async def test_closed_database_refuses_work(tmp_path: pathlib.Path) -> None:
     await db.close()  # idempotent
     with pytest.raises(StorageUnavailable):
         await db.collection("docs").find({})
+
+
+async def test_concurrent_inserts_reads_and_indexes(sdb: SqliteDatabase) -> None:
+    """Regression: cursors freed outside the worker thread broke the connection under load."""
+    coll = sdb.collection("busy")
+
+    async def find_then_insert(i: int) -> None:
+        await coll.find_one({"n": i})
+        await coll.insert_one({"n": i})
+        await coll.create_index([("n", 1)])
+
+    for _ in range(20):
+        await asyncio.gather(*(find_then_insert(i) for i in range(30)))
+        await coll.delete_many({})
+    assert await coll.count() == 0
