@@ -18,6 +18,8 @@ from fittracker.config import Settings, build_schema, load_settings
 from fittracker.errors import ConfigError
 from fittracker.log import configure_logging
 from fittracker.plugins import Discovery, discover
+from fittracker.worker import add_arguments as add_worker_arguments
+from fittracker.worker import main as worker_main
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("fittracker.cli")
@@ -69,6 +71,9 @@ def build_parser(found: Discovery) -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the server (all enabled plug-ins in this process)")
     _server_flags(serve)
+
+    worker = sub.add_parser("worker", help="run one plug-in as a worker process (split mode)")
+    add_worker_arguments(worker)
 
     plugins = sub.add_parser("plugins", help="list installed plug-ins, versions, prefixes and hooks")
     plugins.add_argument("--json", action="store_true", help="print JSON")
@@ -160,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(found, args.json)
         if args.command == "config":
             return cmd_config_check(found, args.file)
+        if args.command == "worker":
+            return worker_main(args)
         settings = _load(args, found)
         log_cfg = settings.section("log")
         configure_logging(log_cfg["level"], log_cfg["format"])
