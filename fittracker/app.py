@@ -21,12 +21,14 @@ from aiohttp.web_urldispatcher import AbstractRuleMatching, MatchedSubAppResourc
 from fittracker import __version__, system
 from fittracker.auth import AUTH, Auth
 from fittracker.bus import open_bus
+from fittracker.cache import open_cache
 from fittracker.config import Settings
 from fittracker.context import CONTEXT, PluginContext
 from fittracker.errors import ConfigError
 from fittracker.health import core_checks
 from fittracker.http.middlewares import make_middlewares
-from fittracker.http.ratelimit import MemoryCounterStore, RateLimiter
+from fittracker.http.ratelimit import CounterStore, MemoryCounterStore, RateLimiter
+from fittracker.http.ratelimit_redis import RedisCounterStore
 from fittracker.http.security import ClientAddress, make_header_hook
 from fittracker.metrics import Metrics
 from fittracker.openapi import assemble
@@ -87,18 +89,25 @@ def _build_runtime(settings: Settings) -> Runtime:
     rl = settings.section("ratelimit")
     limiter = None
     if rl["enabled"]:
+        store: CounterStore = MemoryCounterStore()
+        if rl["backend"] == "redis":
+            store = RedisCounterStore(rl["redis_url"], fallback=MemoryCounterStore())
         limiter = RateLimiter(
-            MemoryCounterStore(),
+            store,
             window_s=rl["window_s"],
             global_limit=rl["global_limit"],
             plugin_limit=rl["plugin_limit"],
         )
     bus_cfg = settings.section("bus")
-    bus = open_bus(
-        bus_cfg["backend"],
-        data_dir=settings.data_dir,
-        metrics=metrics,
-        poll_interval=bus_cfg["poll_interval_s"],
+    bus_options: dict[str, Any] = (
+        {"url": bus_cfg["redis_url"]}
+        if bus_cfg["backend"] == "redis"
+        else {"poll_interval": bus_cfg["poll_interval_s"]}
+    )
+    bus = open_bus(bus_cfg["backend"], data_dir=settings.data_dir, metrics=metrics, **bus_options)
+    cache_cfg = settings.section("cache")
+    cache = open_cache(
+        cache_cfg["backend"], max_entries=cache_cfg["max_entries"], redis_url=cache_cfg["redis_url"]
     )
     auth = Auth.from_settings(settings)
     auth.attach_bus(bus)
@@ -111,6 +120,7 @@ def _build_runtime(settings: Settings) -> Runtime:
         services=ServiceClient(server["public_url"] or f"http://{server['host']}:{server['port']}"),
         client_address=ClientAddress(settings.section("http")["trusted_proxies"]),
         limiter=limiter,
+        cache=cache,
     )
 
 
@@ -129,6 +139,7 @@ def _make_context(runtime: Runtime, info: PluginInfo) -> PluginContext:
         services=runtime.services,
         metrics=runtime.metrics,
         log=logging.getLogger(f"fittracker.plugins.{info.name}"),
+        cache=runtime.cache,
     )
 
 
@@ -223,3 +234,7 @@ async def _close_core(app: web.Application) -> None:
         with contextlib.suppress(Exception):
             await ctx.db.close()
     await runtime.services.close()
+    # The Redis clients of the shared counters and cache (no-ops for the in-process ones).
+    if runtime.limiter is not None and isinstance(runtime.limiter.store, RedisCounterStore):
+        await runtime.limiter.store.close()
+    await runtime.cache.close()

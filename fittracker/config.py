@@ -98,6 +98,13 @@ def _origin(item: str) -> None:
         raise ValueError("expected '*' or an origin like https://app.example.com (no path)")
 
 
+def _redis_url(item: str) -> None:
+    if urlsplit(item).scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("expected a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
 # Core sections. Plug-ins add their own through ``fittracker_config_defaults``.
 CORE_DEFAULTS: dict[str, dict[str, Setting]] = {
     "server": {
@@ -122,7 +129,10 @@ CORE_DEFAULTS: dict[str, dict[str, Setting]] = {
     },
     "ratelimit": {
         "enabled": Setting(True, "turn rate limiting on or off (off for benchmarks)"),
-        "backend": Setting("memory", "where counters live", choices=("memory",)),
+        "backend": Setting(
+            "memory", "where counters live: this process, or Redis shared by all", choices=("memory", "redis")
+        ),
+        "redis_url": Setting(REDIS_URL, "Redis for the counters when backend = 'redis'", check=_redis_url),
         "window_s": Setting(900, "length of a rate-limit window in seconds", min=1),
         "global_limit": Setting(1000, "requests per window per client, all plug-ins", min=1),
         "plugin_limit": Setting(100, "requests per window per client per plug-in", min=1),
@@ -139,8 +149,22 @@ CORE_DEFAULTS: dict[str, dict[str, Setting]] = {
         "mongo_url": Setting("", "mongodb:// URL when backend = 'mongo'"),
     },
     "bus": {
-        "backend": Setting("sqlite", "event bus", choices=("sqlite",)),
-        "poll_interval_s": Setting(0.05, "how often other processes' events are looked for", min=0.001),
+        "backend": Setting(
+            "sqlite", "event bus: SQLite file (one host) or Redis Streams", choices=("sqlite", "redis")
+        ),
+        "poll_interval_s": Setting(
+            0.05, "sqlite: how often other processes' events are looked for", min=0.001
+        ),
+        "redis_url": Setting(
+            REDIS_URL, "Redis for the event stream when backend = 'redis'", check=_redis_url
+        ),
+    },
+    "cache": {
+        "backend": Setting(
+            "memory", "cache for hot reads: in-process LRU or Redis", choices=("memory", "redis")
+        ),
+        "redis_url": Setting(REDIS_URL, "Redis for the cache when backend = 'redis'", check=_redis_url),
+        "max_entries": Setting(10_000, "memory: entries kept before the least recently used go", min=1),
     },
     "plugins": {
         "disabled": Setting([], "plug-ins not to load"),

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from fittracker.auth import Auth
 from fittracker.bus import EventBus
+from fittracker.cache import Cache
 from fittracker.config import Settings
 from fittracker.metrics import Metrics
 from fittracker.plugins import PluginInfo
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 class PluginContext:
     """Everything one plug-in may use. Built by the core, one per plug-in per process.
 
-    ``db`` is the plug-in's own database; ``bus``, ``auth``, ``services`` and ``metrics`` are
-    shared by every plug-in of the process. ``jobs`` exists from start-up until clean-up.
+    ``db`` is the plug-in's own database; ``bus``, ``auth``, ``services``, ``metrics`` and
+    ``cache`` (see :mod:`fittracker.cache`; prefix keys with the plug-in's name) are shared
+    by every plug-in of the process. ``jobs`` exists from start-up until clean-up.
     """
 
     info: PluginInfo
@@ -39,6 +41,7 @@ class PluginContext:
     services: ServiceClient
     metrics: Metrics
     log: logging.Logger
+    cache: Cache
     _jobs: aiojobs.Scheduler | None = field(default=None, repr=False)
 
     @property

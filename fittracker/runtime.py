@@ -9,6 +9,7 @@ from aiohttp import web
 
 from fittracker.auth import Auth
 from fittracker.bus import EventBus
+from fittracker.cache import Cache
 from fittracker.config import Settings
 from fittracker.http.ratelimit import RateLimiter
 from fittracker.http.security import ClientAddress
@@ -28,6 +29,7 @@ class Runtime:
     services: ServiceClient
     client_address: ClientAddress
     limiter: RateLimiter | None
+    cache: Cache
     mode: str = "inprocess"
     contexts: dict[str, PluginContext] = field(default_factory=dict)
 

@@ -21,6 +21,9 @@ from fittracker.runtime import RUNTIME
 from fittracker.system import OPENAPI
 from tests.spec import spec_checking_middleware
 
+# The redis_server / private_redis fixtures for the Redis backend tests.
+pytest_plugins = ["tests.redis_server"]
+
 TEST_PLUGINS_DIR = Path(__file__).parent / "plugins"
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]

@@ -1,8 +1,9 @@
 """The event bus: a port (:mod:`fittracker.bus.base`) and its backends.
 
-``open_bus`` picks a backend by name. Every backend gives the same guarantees: durable
-publish, consumer groups with at-least-once delivery and redelivery of unacknowledged events,
-and a broadcast ``tail``.
+``open_bus`` picks a backend by name: ``"sqlite"`` (a file in the data dir: one process, or
+several on one host) or ``"redis"`` (Redis Streams: processes on many hosts). Every backend
+gives the same guarantees: durable publish, consumer groups with at-least-once delivery and
+redelivery of unacknowledged events, dead letters, and a broadcast ``tail``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from fittracker.bus.base import BusMetrics, Event, EventBus, Handler
+from fittracker.bus.redis import RedisEventBus
 from fittracker.bus.sqlite import SqliteEventBus
 
-__all__ = ["BACKENDS", "BusMetrics", "Event", "EventBus", "Handler", "SqliteEventBus", "open_bus"]
+__all__ = [
+    "BACKENDS",
+    "BusMetrics",
+    "Event",
+    "EventBus",
+    "Handler",
+    "RedisEventBus",
+    "SqliteEventBus",
+    "open_bus",
+]
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "redis")
 
 
 def open_bus(
@@ -24,15 +35,26 @@ def open_bus(
     data_dir: Path,
     metrics: BusMetrics | None = None,
     consumer: str | None = None,
+    url: str | None = None,
     **options: Any,
 ) -> EventBus:
     """Build (without starting) the event bus named by ``backend``.
 
     ``consumer`` names this process within its consumer groups (default: host, pid and a
-    random suffix). ``options`` go to the backend; for ``"sqlite"`` see
-    :class:`~fittracker.bus.sqlite.SqliteEventBus` (``poll_interval``, ``visibility_timeout``,
-    ``max_deliveries``, ``batch_size``, ``close_timeout``, ``busy_timeout``).
+    random suffix). ``url`` is the Redis URL, required for ``"redis"`` (``data_dir`` is then
+    unused). ``options`` go to the backend:
+
+    - ``"sqlite"``: :class:`~fittracker.bus.sqlite.SqliteEventBus` (``poll_interval``,
+      ``visibility_timeout``, ``max_deliveries``, ``batch_size``, ``close_timeout``,
+      ``busy_timeout``);
+    - ``"redis"``: :class:`~fittracker.bus.redis.RedisEventBus` (``stream``, ``maxlen``,
+      ``poll_block_ms``, ``visibility_timeout``, ``max_deliveries``, ``batch_size``,
+      ``close_timeout``).
     """
     if backend == "sqlite":
         return SqliteEventBus(data_dir, metrics=metrics, consumer=consumer, **options)
+    if backend == "redis":
+        if not url:
+            raise ValueError("the redis event-bus backend needs url='redis://host:port/db'")
+        return RedisEventBus(url, metrics=metrics, consumer=consumer, **options)
     raise ValueError(f"unknown event-bus backend {backend!r}; valid backends: {', '.join(BACKENDS)}")

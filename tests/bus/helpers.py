@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from fittracker.bus import Event, SqliteEventBus
+import redis.asyncio as aioredis
 
-# Short intervals keep the suite fast; tests that need other values override them.
-FAST: dict[str, Any] = {"poll_interval": 0.01, "visibility_timeout": 0.3, "close_timeout": 2.0}
-
-MakeBus = Callable[..., SqliteEventBus]
+from fittracker.bus import Event
 
 
 class RecordingMetrics:
@@ -38,8 +35,17 @@ async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None
         await asyncio.sleep(0.01)
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """``wait_until`` for checks that have to ask the backend."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
 def query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Read the bus file directly, as an operator would."""
+    """Read the SQLite bus file directly, as an operator would."""
     with closing(sqlite3.connect(data_dir / "events.db")) as db:
         return db.execute(sql, params).fetchall()
 
@@ -49,3 +55,9 @@ def collector(into: list[Event]) -> Callable[[Event], Any]:
         into.append(event)
 
     return handle
+
+
+async def stream_entries(client: aioredis.Redis, stream: str) -> list[tuple[str, dict[str, str]]]:
+    """Every entry of a Redis stream, oldest first (``client`` decodes responses)."""
+    entries: Any = await client.xrange(stream)
+    return [(str(entry_id), dict(fields)) for entry_id, fields in entries]

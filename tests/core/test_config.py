@@ -165,7 +165,7 @@ def test_env_overrides_every_type(
         ("FITTRACKER__RATELIMIT__GLOBAL_LIMIT", "0", "below the minimum 1"),
         ("FITTRACKER__LOG__LEVEL", "LOUD", "'LOUD' is not one of 'DEBUG', 'INFO', 'WARNING', 'ERROR'"),
         ("FITTRACKER__SERVER__PROT", "1", "unknown key server.prot; valid: data_dir, host"),
-        ("FITTRACKER__SERVRE__PORT", "1", "unknown section [servre]; valid: auth, bus, http, log"),
+        ("FITTRACKER__SERVRE__PORT", "1", "unknown section [servre]; valid: auth, bus, cache, http, log"),
     ],
 )
 def test_bad_env_values_name_the_variable(variable: str, raw: str, expected: str) -> None:
@@ -186,7 +186,10 @@ def test_malformed_env_names(variable: str) -> None:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[srever]\nport = 1", "unknown section [srever]; valid: auth, bus, http, log, plugins, ratelimit"),
+        (
+            "[srever]\nport = 1",
+            "unknown section [srever]; valid: auth, bus, cache, http, log, plugins, ratelimit",
+        ),
         ("[server]\nprot = 1", "unknown key server.prot; valid: data_dir, host, max_body_bytes, port"),
         ('[server]\nport = "8080"', "server.port: expected an integer, got '8080'"),
         ("[server]\nport = 80.0", "server.port: expected an integer, got 80.0"),
@@ -207,6 +210,16 @@ def test_malformed_env_names(variable: str) -> None:
         ('[storage]\nbackend = "postgres"', "storage.backend: 'postgres' is not one of 'sqlite', 'mongo'"),
         ('[http]\ntrusted_proxies = ["10.0.0.0/8", "proxy.local"]', "http.trusted_proxies: 'proxy.local'"),
         ('[http]\ncors_origins = ["app.example.com"]', "http.cors_origins: 'app.example.com'"),
+        ('[bus]\nbackend = "kafka"', "bus.backend: 'kafka' is not one of 'sqlite', 'redis'"),
+        (
+            '[bus]\nredis_url = "localhost:6379"',
+            "bus.redis_url: 'localhost:6379' is not valid: expected a redis://",
+        ),
+        (
+            '[ratelimit]\nbackend = "memcached"',
+            "ratelimit.backend: 'memcached' is not one of 'memory', 'redis'",
+        ),
+        ("[cache]\nmax_entries = 0", "cache.max_entries: 0 is below the minimum 1"),
     ],
 )
 def test_invalid_file_values_name_the_key_and_what_is_valid(toml: str, expected: str, tmp_path: Path) -> None:

@@ -1,0 +1,170 @@
+"""The cache port: bytes by key with a time to live, for hot reads.
+
+Plug-ins reach it as ``ctx.cache`` and must treat it as a cache: any value may be missing
+at any time, and a value may be stale until its TTL runs out (each process of a split
+deployment has its own :class:`MemoryCache`; :class:`RedisCache` is shared by all).
+Keys are plain strings; a plug-in should start its keys with its own name.
+
+Backends:
+
+- :class:`MemoryCache`: in-process, least recently used entries evicted past ``max_entries``.
+- :class:`RedisCache`: Redis ``GET``/``SET PX``/``DEL`` under a key prefix. An unreachable
+  Redis degrades to a cache that misses (logged once per outage), never to failed requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
+
+log = logging.getLogger("fittracker.cache")
+
+BACKENDS = ("memory", "redis")
+
+
+class Cache(Protocol):
+    """Bytes by key, each with a time to live."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The value, or ``None`` if absent or expired."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store ``value`` for ``ttl_s`` seconds (> 0)."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` (no error if absent)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the core calls it on shutdown."""
+        ...
+
+
+def _check_ttl(ttl_s: float) -> None:
+    if not ttl_s > 0:
+        raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
+
+
+class MemoryCache:
+    """An LRU cache with per-entry TTL, bounded to ``max_entries`` entries."""
+
+    def __init__(self, max_entries: int = 10_000, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries!r}")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()  # key -> (expires, value)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> bytes | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        expires, value = found
+        if expires <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        _check_ttl(ttl_s)
+        self._entries[key] = (self._clock() + ttl_s, bytes(value))
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.max_entries:
+            self._evict()
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+    def _evict(self) -> None:
+        # Expired entries go first, so a burst of short-lived keys does not push out live ones.
+        now = self._clock()
+        for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
+            del self._entries[key]
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class RedisCache:
+    """A cache in Redis, shared by every process; keys live under ``prefix``."""
+
+    def __init__(
+        self,
+        redis: str | aioredis.Redis,
+        *,
+        prefix: str = "fittracker:cache:",
+        retry_interval: float = 1.0,
+        timeout: float = 0.5,
+    ) -> None:
+        """``redis`` is a URL (the cache owns the client) or a client (the caller closes it)."""
+        if isinstance(redis, str):
+            self._redis = redis_client(redis, timeout=timeout)
+            self._owns_client = True
+        else:
+            self._redis = redis
+            self._owns_client = False
+        self.prefix = prefix
+        self._outage = Outage("cache", log, retry_interval=retry_interval)
+
+    async def get(self, key: str) -> bytes | None:
+        if not self._outage.should_try():
+            return None
+        try:
+            value = await self._redis.get(self.prefix + key)
+        except REDIS_DOWN as exc:
+            self._outage.failed(exc)
+            return None
+        self._outage.recovered()
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else str(value).encode()
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        _check_ttl(ttl_s)
+        if not self._outage.should_try():
+            return
+        try:
+            await self._redis.set(self.prefix + key, value, px=max(1, round(ttl_s * 1000)))
+        except REDIS_DOWN as exc:
+            self._outage.failed(exc)
+        else:
+            self._outage.recovered()
+
+    async def delete(self, key: str) -> None:
+        # Tried even during an outage: a delete is an invalidation, worth the wait.
+        try:
+            await self._redis.delete(self.prefix + key)
+        except REDIS_DOWN as exc:
+            self._outage.failed(exc)
+        else:
+            self._outage.recovered()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._redis.aclose()
+
+
+def open_cache(backend: str, *, max_entries: int = 10_000, redis_url: str = "") -> Cache:
+    """Build the cache named by ``backend``: ``"memory"`` or ``"redis"`` (needs ``redis_url``)."""
+    if backend == "memory":
+        return MemoryCache(max_entries)
+    if backend == "redis":
+        if not redis_url:
+            raise ValueError("the redis cache backend needs a redis_url")
+        return RedisCache(redis_url)
+    raise ValueError(f"unknown cache backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
