@@ -18,7 +18,7 @@ import aiojobs
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRuleMatching, MatchedSubAppResource
 
-from fittracker import __version__, system
+from fittracker import __version__, split, system
 from fittracker.auth import AUTH, Auth
 from fittracker.bus import open_bus
 from fittracker.cache import open_cache
@@ -164,9 +164,24 @@ def build_app(settings: Settings, found: Discovery) -> web.Application:
     }
     checks: dict[str, dict[str, Any]] = {}
     openapi_parts: list[tuple[str, Any]] = []
-    for loaded in enabled_plugins(found, settings):
+    enabled = enabled_plugins(found, settings)
+    if split.is_split(settings, (p.info.name for p in enabled)):
+        runtime.split = split.Split()
+    for loaded in enabled:
         info = loaded.info
         ctx = _make_context(runtime, info)
+        mode = split.plugin_mode(settings, info.name)
+        if runtime.split is not None and mode in split.PROXIED:
+            # Served elsewhere: forward its prefixes; its spec is still assembled here.
+            proxy = split.make_proxy(settings, info)
+            runtime.split.proxies[info.name], runtime.split.modes[info.name] = proxy, mode
+            proxied = split.proxy_app(proxy)
+            proxied[CONTEXT] = ctx
+            mount_plugin(app, proxied, info.prefixes)
+            openapi_parts.append(
+                (info.name, found.call(info.name, "fittracker_openapi", ctx=ctx, default={}))
+            )
+            continue
         runtime.contexts[info.name] = ctx
         sub = web.Application()
         sub[CONTEXT] = ctx
@@ -188,7 +203,10 @@ def build_app(settings: Settings, found: Discovery) -> web.Application:
         if handlers:
             runtime.bus.subscribe(info.name, dict(handlers))
     app[system.CHECKS] = checks
-    prefixes = {name: ctx.info.prefixes for name, ctx in runtime.contexts.items()}
+    prefixes = {p.info.name: p.info.prefixes for p in enabled}
+    if runtime.split is not None:
+        infos = {p.info.name: p.info for p in enabled}
+        runtime.split.supervisor = split.make_supervisor(settings, runtime.split, infos)
     app[system.OPENAPI] = assemble(
         "FitTracker", __version__, [("core", system.core_openapi(prefixes)), *openapi_parts]
     )
@@ -196,6 +214,8 @@ def build_app(settings: Settings, found: Discovery) -> web.Application:
     # Lifecycle (see the module docstring for the order).
     app.on_startup.insert(0, _open_core)
     app.on_startup.append(_start_delivery)
+    app.on_startup.append(_start_split)
+    app.on_shutdown.append(_stop_split)  # drain workers first: they may still publish
     app.on_shutdown.append(_stop_delivery)
     app.on_cleanup.append(_close_core)
     return app
@@ -212,6 +232,18 @@ async def _start_delivery(app: web.Application) -> None:
     runtime = app[RUNTIME]
     await runtime.bus.start()
     app[REVOCATIONS_TASK] = asyncio.create_task(runtime.auth.follow_revocations(), name="revocations")
+
+
+async def _start_split(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    if runtime.split is not None:
+        await runtime.split.start()
+
+
+async def _stop_split(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    if runtime.split is not None:
+        await runtime.split.stop()
 
 
 async def _stop_delivery(app: web.Application) -> None:

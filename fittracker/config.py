@@ -103,6 +103,12 @@ def _redis_url(item: str) -> None:
         raise ValueError("expected a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
 
 
+def _upstream_url(item: str) -> None:
+    parts = urlsplit(item)
+    if parts.scheme not in {"http", "unix"} or not (parts.netloc or parts.path) or parts.query:
+        raise ValueError("expected http://host:port or unix:///path/to.sock")
+
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Core sections. Plug-ins add their own through ``fittracker_config_defaults``.
@@ -170,11 +176,42 @@ CORE_DEFAULTS: dict[str, dict[str, Setting]] = {
         "disabled": Setting([], "plug-ins not to load"),
         "required": Setting([], "plug-ins whose failure to load stops start-up"),
     },
+    "router": {
+        "balance": Setting(
+            "least_outstanding", "how to pick a worker", choices=("round_robin", "least_outstanding")
+        ),
+        "connect_timeout_s": Setting(2.0, "seconds to connect to a worker", min=0.05),
+        "read_timeout_s": Setting(30.0, "seconds to wait for a worker's answer", min=0.1),
+        "eject_after": Setting(3, "consecutive failures that take a worker out of rotation", min=1),
+        "retry_budget": Setting(0.2, "retries allowed as a share of requests", min=0, max=1),
+        "max_retries": Setting(2, "retries of one request (only when nothing was sent)", min=0, max=10),
+        "retry_idempotent_sent": Setting(True, "also retry a GET/HEAD whose worker died mid-request"),
+        "probe_interval_s": Setting(2.0, "seconds between health probes of each worker", min=0.05),
+        "breaker_failures": Setting(5, "consecutive failures that open a plug-in's circuit", min=1),
+        "breaker_cooldown_s": Setting(5.0, "seconds an open circuit waits before a trial", min=0.1),
+    },
+    "supervisor": {
+        "socket_dir": Setting("", "where worker Unix sockets live; default <data_dir>/sockets"),
+        "health_interval_s": Setting(1.0, "seconds between worker health probes", min=0.05),
+        "hung_after_s": Setting(10.0, "a worker failing probes this long is replaced", min=0.5),
+        "ready_timeout_s": Setting(30.0, "seconds a new worker has to become ready", min=1),
+        "backoff_initial_s": Setting(0.5, "first restart delay after a crash", min=0.01),
+        "backoff_max_s": Setting(30.0, "longest restart delay", min=0.1),
+        "crash_loop_window_s": Setting(60.0, "window in which crashes are counted", min=1),
+        "crash_loop_limit": Setting(5, "crashes in the window before restarts stop", min=1),
+        "drain_timeout_s": Setting(10.0, "seconds to let a worker finish in-flight requests", min=0),
+    },
+    "internal": {
+        "secret": Setting("", "shared secret: workers refuse requests not signed by a router"),
+    },
 }
 
 # Keys every plug-in section has, whatever the plug-in declares.
 PLUGIN_COMMON: dict[str, Setting] = {
     "enabled": Setting(True, "load this plug-in"),
+    "mode": Setting("inprocess", "where it runs", choices=("inprocess", "process", "remote")),
+    "workers": Setting(1, "worker processes when mode = 'process'", min=1, max=64),
+    "upstreams": Setting([], "http://host:port of its servers when mode = 'remote'", check=_upstream_url),
 }
 
 
@@ -185,9 +222,15 @@ def _as_setting(value: Any) -> Setting:
 class Settings:
     """Validated configuration: ``settings.section("server")["port"]``."""
 
-    def __init__(self, sections: dict[str, dict[str, Any]], schema: dict[str, dict[str, Setting]]) -> None:
+    def __init__(
+        self,
+        sections: dict[str, dict[str, Any]],
+        schema: dict[str, dict[str, Setting]],
+        source: Path | None = None,
+    ) -> None:
         self._sections = sections
         self.schema = schema
+        self.source = source  # the TOML file it came from (workers load the same one)
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self._sections.get(name, {})
@@ -282,4 +325,7 @@ def load_settings(
     for section, keys in (overrides or {}).items():
         for key, value in keys.items():
             put("command line", section, key, value)
-    return Settings(values, schema)
+    for plugin, keys in values.items():
+        if keys.get("mode") == "remote" and not keys.get("upstreams"):
+            raise ConfigError(f"{plugin}.upstreams: mode = 'remote' needs at least one upstream URL")
+    return Settings(values, schema, source=file)

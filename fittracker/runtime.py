@@ -18,6 +18,7 @@ from fittracker.services import ServiceClient
 
 if TYPE_CHECKING:
     from fittracker.context import PluginContext
+    from fittracker.split import Split
 
 
 @dataclass(slots=True)
@@ -30,8 +31,8 @@ class Runtime:
     client_address: ClientAddress
     limiter: RateLimiter | None
     cache: Cache
-    mode: str = "inprocess"
-    contexts: dict[str, PluginContext] = field(default_factory=dict)
+    contexts: dict[str, PluginContext] = field(default_factory=dict)  # plug-ins served here
+    split: Split | None = None  # plug-ins served by workers or remote hosts (split mode)
 
 
 RUNTIME = web.AppKey("fittracker.runtime", Runtime)

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -29,15 +31,24 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
     app = build_app(settings, found)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=server["shutdown_timeout"])
     await runner.setup()
+    runtime = app[RUNTIME]
+    supervisor = runtime.split.supervisor if runtime.split is not None else None
+    if supervisor is not None:
+        # Open the door once the workers can serve; SIGHUP rolls them one by one.
+        within = float(settings.section("supervisor")["ready_timeout_s"])
+        if not await supervisor.wait_ready(within):
+            log.warning("not every worker is ready yet; serving with those that are")
+        rolling: set[asyncio.Task[None]] = set()
+        loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(loop, supervisor.rolling_restart(), rolling))
     site = web.TCPSite(runner, server["host"], server["port"], reuse_address=True)
     await site.start()
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}"
-    runtime = app[RUNTIME]
     if not server["public_url"]:
         runtime.services.base_url = url
-    plugins = ", ".join(sorted(runtime.contexts)) or "none"
-    log.info("listening", extra={"url": url, "plugins": sorted(runtime.contexts), "version": __version__})
+    served = sorted([*runtime.contexts, *(runtime.split.proxies if runtime.split else ())])
+    plugins = ", ".join(served) or "none"
+    log.info("listening", extra={"url": url, "plugins": served, "version": __version__})
     if ready_line:
         print(f"FitTracker {__version__} listening on {url} (data: {settings.data_dir}, plug-ins: {plugins})")
         sys.stdout.flush()
@@ -46,10 +57,23 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
         await stop.wait()
         log.info("shutting down: finishing in-flight requests")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("stopped")
+
+
+def _spawn(
+    loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, None], keep: set[asyncio.Task[None]]
+) -> None:
+    def done(task: asyncio.Task[None]) -> None:
+        keep.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("rolling restart failed: %s", task.exception())
+
+    task = loop.create_task(work, name="rolling-restart")
+    keep.add(task)  # the loop holds tasks weakly
+    task.add_done_callback(done)
 
 
 def run(settings: Settings, found: Discovery) -> None:

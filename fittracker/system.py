@@ -38,9 +38,11 @@ async def health_services(request: web.Request) -> web.Response:
     runtime: Runtime = request.app[RUNTIME]
     checks = request.app[CHECKS]
     services = {
-        name: await plugin_report(ctx, checks[name], runtime.mode)
-        for name, ctx in sorted(runtime.contexts.items())
+        name: await plugin_report(ctx, checks[name], "inprocess") for name, ctx in runtime.contexts.items()
     }
+    if runtime.split is not None:
+        services.update({name: runtime.split.describe(name) for name in runtime.split.proxies})
+    services = dict(sorted(services.items()))
     status = "ok" if all(s["status"] == "ok" for s in services.values()) else "degraded"
     return json_response({"status": status, "services": services}, status=200 if status == "ok" else 503)
 

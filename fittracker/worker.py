@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from fittracker import internal_auth
-from fittracker.config import Setting, Settings, build_schema, load_settings
+from fittracker.config import Settings, build_schema, load_settings
 from fittracker.errors import ConfigError, Unauthorized
 from fittracker.http.problems import from_problem
 from fittracker.http.requestid import HEADER as REQUEST_ID_HEADER
@@ -110,15 +110,18 @@ def signature_guard(secret: str) -> Middleware:
 
 def load_worker_settings(args: argparse.Namespace, found: Discovery) -> Settings:
     schema = build_schema(found.config_defaults())
-    # Until the core config declares [internal], accept it here so a secret can be set.
-    schema.setdefault("internal", {}).setdefault(
-        "secret", Setting("", "shared secret: workers refuse requests a router did not sign")
-    )
-    overrides: dict[str, dict[str, Any]] = {"ratelimit": {"enabled": False}}
+    # The router enforces rate limits; inside its worker the plug-in runs in-process.
+    overrides: dict[str, dict[str, Any]] = {
+        "ratelimit": {"enabled": False},
+        args.plugin: {"mode": "inprocess"},
+    }
     if args.data_dir is not None:
         overrides["server"] = {"data_dir": args.data_dir}
-    settings = load_settings(schema, args.config, overrides=overrides)
     name = args.plugin
+    if name not in schema:
+        reason = found.failed.get(name, "not installed")
+        raise ConfigError(f"worker: plug-in {name!r} is not loaded: {reason}")
+    settings = load_settings(schema, args.config, overrides=overrides)
     if name not in found.plugins:
         reason = found.failed.get(name, "not installed")
         raise ConfigError(f"worker: plug-in {name!r} is not loaded: {reason}")

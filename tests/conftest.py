@@ -22,7 +22,7 @@ from fittracker.system import OPENAPI
 from tests.spec import spec_checking_middleware
 
 # The redis_server / private_redis fixtures for the Redis backend tests.
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.redis_server", "tests.deployments"]
 
 TEST_PLUGINS_DIR = Path(__file__).parent / "plugins"
 

@@ -165,7 +165,11 @@ def test_env_overrides_every_type(
         ("FITTRACKER__RATELIMIT__GLOBAL_LIMIT", "0", "below the minimum 1"),
         ("FITTRACKER__LOG__LEVEL", "LOUD", "'LOUD' is not one of 'DEBUG', 'INFO', 'WARNING', 'ERROR'"),
         ("FITTRACKER__SERVER__PROT", "1", "unknown key server.prot; valid: data_dir, host"),
-        ("FITTRACKER__SERVRE__PORT", "1", "unknown section [servre]; valid: auth, bus, cache, http, log"),
+        (
+            "FITTRACKER__SERVRE__PORT",
+            "1",
+            "unknown section [servre]; valid: auth, bus, cache, http, internal, log",
+        ),
     ],
 )
 def test_bad_env_values_name_the_variable(variable: str, raw: str, expected: str) -> None:
@@ -188,7 +192,7 @@ def test_malformed_env_names(variable: str) -> None:
     [
         (
             "[srever]\nport = 1",
-            "unknown section [srever]; valid: auth, bus, cache, http, log, plugins, ratelimit",
+            "unknown section [srever]; valid: auth, bus, cache, http, internal, log, plugins, ratelimit",
         ),
         ("[server]\nprot = 1", "unknown key server.prot; valid: data_dir, host, max_body_bytes, port"),
         ('[server]\nport = "8080"', "server.port: expected an integer, got '8080'"),
@@ -267,9 +271,17 @@ def notes_defaults() -> dict[str, Mapping[str, Any]]:
 def test_plugin_section_defaults(installed_test_plugins: Path) -> None:
     defaults = notes_defaults()
     schema = build_schema(defaults)
-    assert set(schema["notes"]) == {"enabled", "max_notes", "greeting"}
+    common = {"enabled", "mode", "workers", "upstreams"}
+    assert set(schema["notes"]) == common | {"max_notes", "greeting"}
     notes = load(plugin_defaults=defaults).section("notes")
-    assert dict(notes) == {"enabled": True, "max_notes": 100, "greeting": "hello"}
+    assert dict(notes) == {
+        "enabled": True,
+        "mode": "inprocess",
+        "workers": 1,
+        "upstreams": [],
+        "max_notes": 100,
+        "greeting": "hello",
+    }
 
 
 def test_plugin_section_from_file_and_env(installed_test_plugins: Path, tmp_path: Path) -> None:
@@ -279,7 +291,12 @@ def test_plugin_section_from_file_and_env(installed_test_plugins: Path, tmp_path
         environ={"FITTRACKER__NOTES__GREETING": "hi there", "FITTRACKER__NOTES__ENABLED": "off"},
         plugin_defaults=notes_defaults(),
     )
-    assert dict(settings.section("notes")) == {"enabled": False, "max_notes": 5, "greeting": "hi there"}
+    notes = dict(settings.section("notes"))
+    assert {k: notes[k] for k in ("enabled", "max_notes", "greeting")} == {
+        "enabled": False,
+        "max_notes": 5,
+        "greeting": "hi there",
+    }
 
 
 @pytest.mark.parametrize(

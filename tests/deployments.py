@@ -1,0 +1,168 @@
+"""One API, two deployments: a client for the single process and for split mode alike.
+
+``single``: the whole app in this process (aiohttp test server). ``split``: a real
+``fittracker serve`` subprocess whose plug-ins run as worker processes behind its router
+(users x1, workouts x2), shared by the tests of a session for speed; each test uses its own
+users, so they do not interfere. Every JSON response is checked against the OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.spec import check_response
+
+ROOT = Path(__file__).resolve().parents[1]
+LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
+FAST_HASHING = "argon2_time_cost = 1\nargon2_memory_kib = 1024\nargon2_parallelism = 1\n"
+
+SPLIT_CONFIG = f"""
+[server]
+shutdown_timeout = 5.0
+
+[ratelimit]
+enabled = false
+
+[log]
+level = "WARNING"
+
+[internal]
+secret = "test-secret-for-the-split-suite"
+
+[supervisor]
+health_interval_s = 0.5
+hung_after_s = 5.0
+
+[router]
+probe_interval_s = 0.5
+
+[users]
+mode = "process"
+workers = 1
+{FAST_HASHING}
+[workouts]
+mode = "process"
+workers = 2
+"""
+
+
+@dataclass
+class SplitServer:
+    proc: subprocess.Popen[str]
+    url: str
+    data_dir: Path
+
+    def worker_pids(self, plugin: str) -> list[int]:
+        out = subprocess.run(["pgrep", "-f", f"worker --plugin {plugin}"], capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        return [p for p in pids if _parent(p) == self.proc.pid]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def start_split_server(tmp: Path) -> SplitServer:
+    config = tmp / "split.toml"
+    config.write_text(SPLIT_CONFIG, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FITTRACKER")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fittracker", "serve", "--config", str(config), "--port", "0",
+         "--data-dir", str(tmp / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = LISTENING.search(line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"split server did not start: {line!r}")
+    return SplitServer(proc, match.group(1), tmp / "data")
+
+
+@pytest.fixture(scope="session")
+def split_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SplitServer]:
+    server = start_split_server(tmp_path_factory.mktemp("split"))
+    yield server
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        server.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+class LiveClient:
+    """The part of aiohttp's TestClient the API tests use, against a real server."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, spec: dict[str, Any]) -> None:
+        self.base_url = base_url
+        self.session = session
+        self.spec = spec
+        self.violations: list[str] = []
+        self._templates = [
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in spec["paths"]
+        ]
+
+    def _template(self, path: str) -> str | None:
+        path = path.split("?", 1)[0]
+        matches = [template for rx, template in self._templates if rx.match(path)]
+        # The most literal template wins (/workouts/{id} vs /workouts/summary).
+        return min(matches, key=lambda t: t.count("{")) if matches else None
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        resp = await self.session.request(method, self.base_url + path, **kwargs)
+        await resp.read()
+        template = self._template(path)
+        if template is not None and "json" in (resp.content_type or "") and resp.status != 204:
+            self.violations.extend(
+                check_response(self.spec, method, template, resp.status, await resp.json())
+            )
+        return resp
+
+    async def get(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("PUT", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("DELETE", path, **kw)
+
+
+@pytest.fixture(params=["single", "split"])
+async def api(request: pytest.FixtureRequest, make_client: Any) -> AsyncIterator[Any]:
+    """A client for the users and workouts API in each deployment."""
+    if request.param == "single":
+        config = {"users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}}
+        yield await make_client(plugins=["users", "workouts"], config=config)
+        return
+    server: SplitServer = request.getfixturevalue("split_server")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.url + "/api/v1/openapi.json") as resp:
+            spec = await resp.json()
+        client = LiveClient(server.url, session, spec)
+        yield client
+    assert not client.violations, "responses that do not match the OpenAPI spec:\n" + "\n".join(
+        client.violations
+    )
