@@ -1,7 +1,10 @@
 """Workout logging as a service: every change to a workout, its derived data and its events.
 
-Order of each change: the workout document first (the source of truth), then its sessions
-(versioned), then records (compare-and-set), then the week roll-up, then the events. Events
+Order of each change: the workout document first (the source of truth, marked ``stale``),
+then its sessions (versioned), then records (compare-and-set), then the week roll-up, then
+``stale`` is cleared, then the events. A crash in between leaves the workout ``stale``;
+:meth:`Logbook.repair` rebuilds its derived data at the next start, so progress and records
+never stay behind the workouts they come from. Events
 carry enough (sets, exercise names and muscles, records) for other plug-ins to keep their own
 read models without calling back. Hangs off the plug-in's sub-app (``logbook_of(request)``).
 """
@@ -64,6 +67,39 @@ class Logbook:
         await self.store.create_indexes()
         await self.derived.create_indexes()
         await self.records.create_indexes()
+        await self.repair()
+
+    async def repair(self) -> int:
+        """Rebuild the derived data of workouts a crash left ``stale``; returns how many.
+
+        Only derived data is rebuilt (silently, like after an edit); events of the interrupted
+        change are not re-sent.
+        """
+        repaired = 0
+        while batch := await self.store.stale():
+            for doc in batch:
+                if doc["status"] == "deleted":
+                    await self._forget(doc)
+                    await self.store.remove(doc["_id"])
+                else:
+                    await self._rederive(doc)
+                repaired += 1
+        if repaired:
+            self.ctx.log.warning("rebuilt derived data of %d workout(s) after an interruption", repaired)
+        return repaired
+
+    async def _rederive(self, doc: Document) -> None:
+        user_id = doc["user_id"]
+        await self.store.write_head(doc)
+        ids = [s["exercise_id"] for s in doc["sets"]] + await self.derived.session_exercises(doc["_id"])
+        exercises = await self._exercises(user_id, ids)
+        await self.derived.write_sessions(doc, exercises, exercises)
+        for exercise in exercises.values():
+            await self.records.recompute(user_id, exercise)
+        if doc["status"] == "finished":
+            await self.store.set_summary(doc["_id"], await self._summary(doc))
+        await self.derived.rebuild_week(user_id, doc["started_at"])
+        await self.store.mark_fresh(doc["_id"], int(doc["version"]))
 
     @property
     def max_sets(self) -> int:
@@ -102,6 +138,7 @@ class Logbook:
         if doc["routine_id"]:
             await self.routines.record_use(doc["routine_id"])
         await self.derived.rebuild_week(user_id, doc["started_at"])
+        await self.store.mark_fresh(doc["_id"], int(doc["version"]))
         data = {"user_id": user_id, "workout_id": doc["_id"], "started_at": doc["started_at"]}
         data.update(routine_id=doc["routine_id"], day_index=doc["day_index"], name=doc["name"])
         await self.ctx.publish("workout.started", data, subject=doc["_id"])
@@ -140,6 +177,7 @@ class Logbook:
             await self.derived.rebuild_week(user_id, before["started_at"])
             await self.derived.rebuild_week(user_id, after["started_at"])
         if after is not before:
+            await self.store.mark_fresh(workout_id, int(after["version"]))
             data = {"user_id": user_id, "workout_id": workout_id, "changes": changes}
             await self.ctx.publish("workout.updated", data, subject=workout_id)
         return after
@@ -158,6 +196,7 @@ class Logbook:
         before, after = result
         if before["status"] != "discarded":
             await self._forget(after)
+            await self.store.mark_fresh(workout_id, int(after["version"]))
             data = {"user_id": user_id, "workout_id": workout_id, "started_at": after["started_at"]}
             await self.ctx.publish("workout.discarded", data, subject=workout_id)
         return after
@@ -209,6 +248,7 @@ class Logbook:
         won = await self.records.detect_set(user_id, workout_id, exercise, item)
         await self.store.add_achievements(workout_id, won)
         await self.derived.rebuild_week(user_id, after["started_at"])
+        await self.store.mark_fresh(workout_id, int(after["version"]))
         data = {
             "user_id": user_id,
             "workout_id": workout_id,
@@ -289,6 +329,7 @@ class Logbook:
             fresh = await self.get(user_id, doc["_id"])
             await self.store.set_summary(doc["_id"], await self._summary(fresh))
         await self.derived.rebuild_week(user_id, doc["started_at"])
+        await self.store.mark_fresh(doc["_id"], int(doc["version"]))
 
     async def _summary(self, doc: Document) -> Document:
         names = await self._exercises(doc["user_id"], [s["exercise_id"] for s in doc["sets"]])
@@ -321,6 +362,7 @@ class Logbook:
         summary = await self._summary(await self.get(user_id, workout_id))
         await self.store.set_summary(workout_id, summary)
         await self.derived.rebuild_week(user_id, after["started_at"])
+        await self.store.mark_fresh(workout_id, int(after["version"]))
         data = {
             "user_id": user_id,
             "workout_id": workout_id,

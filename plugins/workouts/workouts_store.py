@@ -87,6 +87,7 @@ class WorkoutStore:
 
     async def create_indexes(self) -> None:
         await self.heads.create_index([("ustart", -1)])
+        await self.workouts.create_index([("stale", 1)])
 
     @staticmethod
     def head_of(doc: Mapping[str, Any]) -> Document:
@@ -117,6 +118,7 @@ class WorkoutStore:
             "set_count": 0,
             "achievements": [],
             "summary": None,
+            "stale": True,  # until its head and week are written (see Logbook.repair)
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -171,7 +173,7 @@ class WorkoutStore:
             {
                 "$push": {"sets": item},
                 "$inc": {"version": 1, "set_count": 1},
-                "$set": {"updated_at": now_iso()},
+                "$set": {"updated_at": now_iso(), "stale": True},
             },
         )
 
@@ -190,7 +192,9 @@ class WorkoutStore:
             fields = change(before)
             if fields is None:
                 return before, before
-            update = {"$set": {**fields, "version": before["version"] + 1, "updated_at": now_iso()}}
+            update = {
+                "$set": {**fields, "version": before["version"] + 1, "updated_at": now_iso(), "stale": True}
+            }
             after = await self.workouts.update_one({"_id": workout_id, "version": before["version"]}, update)
             if after is not None:
                 if self.head_of(after) != self.head_of(before):
@@ -216,11 +220,22 @@ class WorkoutStore:
         """Flag the workout as going away (bumping its version); None if not the user's."""
         doc = await self.workouts.update_one(
             {"_id": workout_id, "user_id": user_id, "status": {"$in": list(LIVE_STATUSES)}},
-            {"$set": {"status": "deleted", "updated_at": now_iso()}, "$inc": {"version": 1}},
+            {"$set": {"status": "deleted", "updated_at": now_iso(), "stale": True}, "$inc": {"version": 1}},
         )
         if doc is not None:
             await self._write_head(doc)  # stays as a tombstone: a late stale write cannot revive it
         return doc
+
+    async def mark_fresh(self, workout_id: str, version: int) -> None:
+        """Derived data now matches ``version`` (unless a newer change came in meanwhile)."""
+        await self.workouts.update_one({"_id": workout_id, "version": version}, {"$set": {"stale": False}})
+
+    async def stale(self, limit: int = 500) -> list[Document]:
+        """Workouts changed whose derived data may not have been written (a crash in between)."""
+        return await self.workouts.find({"stale": True}, limit=limit)
+
+    async def write_head(self, doc: Mapping[str, Any]) -> None:
+        await self._write_head(doc)
 
     async def remove(self, workout_id: str) -> None:
         await self.workouts.delete_one({"_id": workout_id})
