@@ -124,7 +124,7 @@ def _build_runtime(settings: Settings) -> Runtime:
     )
 
 
-def _make_context(runtime: Runtime, info: PluginInfo) -> PluginContext:
+def _make_context(runtime: Runtime, info: PluginInfo, hooks: Any = None) -> PluginContext:
     settings = runtime.settings
     storage = settings.section("storage")
     return PluginContext(
@@ -140,6 +140,7 @@ def _make_context(runtime: Runtime, info: PluginInfo) -> PluginContext:
         metrics=runtime.metrics,
         log=logging.getLogger(f"fittracker.plugins.{info.name}"),
         cache=runtime.cache,
+        hooks=hooks,
     )
 
 
@@ -169,7 +170,7 @@ def build_app(settings: Settings, found: Discovery) -> web.Application:
         runtime.split = split.Split()
     for loaded in enabled:
         info = loaded.info
-        ctx = _make_context(runtime, info)
+        ctx = _make_context(runtime, info, found.pm.hook)
         mode = split.plugin_mode(settings, info.name)
         if runtime.split is not None and mode in split.PROXIED:
             # Served elsewhere: forward its prefixes; its spec is still assembled here.

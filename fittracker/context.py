@@ -42,6 +42,7 @@ class PluginContext:
     metrics: Metrics
     log: logging.Logger
     cache: Cache
+    hooks: Any = None  # pluggy's hook relay: call extension points, e.g. hooks.fittracker_push_providers
     _jobs: aiojobs.Scheduler | None = field(default=None, repr=False)
 
     @property

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fittracker.cli_commands import CliCommand
     from fittracker.context import PluginContext
     from fittracker.plugins import PluginInfo
+    from fittracker.push import PushProvider
 
 hookspec = pluggy.HookspecMarker("fittracker")
 
@@ -134,5 +135,21 @@ def fittracker_cli_commands() -> Sequence[CliCommand]:
     :returns: :class:`fittracker.CliCommand` objects; each names its command words (e.g.
         ``("users", "create-admin")``), configures its argparse parser and runs with a
         started :class:`PluginContext` of its plug-in.
+    """
+    raise NotImplementedError
+
+
+# --- extension points -------------------------------------------------------------------------
+
+
+@hookspec
+def fittracker_push_providers(ctx: PluginContext) -> Sequence[PushProvider]:
+    """Add ways to push a notification to a device (broadcast: every plug-in may answer).
+
+    Called by the notifications plug-in at its start-up, with ITS context (so a provider can
+    read that plug-in's settings, e.g. credentials). Providers are keyed by ``platform``;
+    a later plug-in's provider for the same platform replaces an earlier one.
+
+    :returns: :class:`fittracker.push.PushProvider` objects (possibly none).
     """
     raise NotImplementedError

@@ -159,3 +159,19 @@ def test_plugin_cli_command(installed_test_plugins: Path, tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+async def test_extension_point_reaches_every_plugin(
+    installed_test_plugins: Path, make_client: MakeClient
+) -> None:
+    """A built-in calls an extension point through ctx.hooks; the third party answers."""
+    from fittracker.push import Device, PushMessage
+
+    client = await notes_client(make_client)
+    ctx = client.app[RUNTIME].contexts["notes"]
+    providers = [p for answer in ctx.hooks.fittracker_push_providers(ctx=ctx) for p in answer]
+    board = next(p for p in providers if p.platform == "noteboard")
+    message = PushMessage(notification_id="n1", title="PR!", body="100 kg", category="achievements")
+    assert (await board.send(Device("d1", "u1", "noteboard", "wall"), message)).outcome == "sent"
+    assert (await board.send(Device("d2", "u1", "noteboard", "gone"), message)).outcome == "invalid_token"
+    assert await ctx.db.collection("board").count({"to": "wall"}) == 1

@@ -26,6 +26,7 @@ from fittracker import (
 from fittracker.hookspecs import HealthCheck
 from fittracker.http import json_response, read_model
 from fittracker.openapi import BEARER, json_body, problems, ref, schemas
+from fittracker.push import Device, PushMessage, PushResult
 
 PREFIX = "/api/v1/notes"
 
@@ -138,6 +139,29 @@ def fittracker_health(ctx: PluginContext) -> Mapping[str, HealthCheck]:
         await ctx.db.collection("notes").count()
 
     return {"notes_table": notes_table}
+
+
+class NoteBoardProvider:
+    """A push provider that "delivers" by writing the message to the notes database."""
+
+    platform = "noteboard"
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    async def send(self, device: Device, message: PushMessage) -> PushResult:
+        if device.token == "gone":
+            return PushResult("invalid_token", "no such board")
+        await self.ctx.db.collection("board").insert_one({"to": device.token, "title": message.title})
+        return PushResult("sent")
+
+    async def close(self) -> None:
+        return None
+
+
+@hookimpl
+def fittracker_push_providers(ctx: PluginContext) -> list[NoteBoardProvider]:
+    return [NoteBoardProvider(ctx)]
 
 
 @hookimpl
