@@ -2,7 +2,7 @@
 
 ``single``: the whole app in this process (aiohttp test server). ``split``: a real
 ``fittracker serve`` subprocess whose plug-ins run as worker processes behind its router
-(users x1, workouts x2), shared by the tests of a session for speed; each test uses its own
+(users x1, workouts x2, notifications x2), shared by the tests of a session for speed; each test uses its own
 users, so they do not interfere. Every JSON response is checked against the OpenAPI spec.
 """
 
@@ -54,6 +54,11 @@ workers = 1
 [workouts]
 mode = "process"
 workers = 2
+
+[notifications]
+mode = "process"
+workers = 2
+auth_check_interval_s = 0.2
 """
 
 
@@ -152,10 +157,13 @@ class LiveClient:
 
 @pytest.fixture(params=["single", "split"])
 async def api(request: pytest.FixtureRequest, make_client: Any) -> AsyncIterator[Any]:
-    """A client for the users and workouts API in each deployment."""
+    """A client for the users, workouts and notifications API in each deployment."""
     if request.param == "single":
-        config = {"users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}}
-        yield await make_client(plugins=["users", "workouts"], config=config)
+        config = {
+            "users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
+            "notifications": {"auth_check_interval_s": 0.2},
+        }
+        yield await make_client(plugins=["users", "workouts", "notifications"], config=config)
         return
     server: SplitServer = request.getfixturevalue("split_server")
     async with aiohttp.ClientSession() as session:

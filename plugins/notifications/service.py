@@ -1,0 +1,209 @@
+"""``Notifier.notify``: the one way anything becomes a notification.
+
+Event rules call it today; bulk and scheduled sends will too. It decides the channels from
+the user's preferences, stores the inbox item in the user's stream (``in_app``), announces it
+to every process for live delivery, and hands push and email to the delivery pipeline's
+dispatcher, deferred to the end of the user's quiet hours when they are on.
+
+Idempotency: with an ``idempotency_key``, the plan (notification, channels, deferral) is
+claimed in ``idempotency`` under a hash of (user, key) before any side effect. A second call
+within ``idempotency_ttl_s`` returns the first result; a call that finds an unfinished claim
+(the first caller crashed, and the bus redelivered) finishes that same plan, whose every step
+is safe to repeat: the stream dedupes by seq and the dispatcher by notification id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from fittracker_plugins.notifications.models import CATEGORIES, PROGRESS
+from fittracker_plugins.notifications.prefs import PreferenceStore
+from fittracker_plugins.notifications.stream import Stream, public_item
+
+from fittracker import PluginContext
+from fittracker.storage import Collection, Database, Document, DuplicateKeyError
+
+Clock = Callable[[], datetime]
+
+
+class DispatcherLike(Protocol):
+    """The delivery pipeline's seam (``fittracker_plugins.notifications.delivery.Dispatcher``)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def enqueue(
+        self, notification: dict[str, Any], channels: list[str], not_before: str | None
+    ) -> None: ...
+
+
+class NullDispatcher:
+    """Used while the delivery pipeline is not installed: push and email are logged and dropped."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def enqueue(
+        self, notification: dict[str, Any], channels: list[str], not_before: str | None
+    ) -> None:
+        self.ctx.log.debug("no delivery pipeline: %s not sent by %s", notification["id"], ",".join(channels))
+
+
+def claim_id(user_id: str, key: str) -> str:
+    return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()[:32]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+class Notifier:
+    def __init__(
+        self,
+        ctx: PluginContext,
+        db: Database,
+        stream: Stream,
+        prefs: PreferenceStore,
+        dispatcher: DispatcherLike,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.ctx = ctx
+        self.stream = stream
+        self.prefs = prefs
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.claims: Collection = db.collection("idempotency")
+        self.ttl = timedelta(seconds=float(ctx.settings.get("idempotency_ttl_s", 86_400)))
+
+    async def create_indexes(self) -> None:
+        await self.claims.create_index([("created_at", 1)])
+
+    async def notify(
+        self,
+        user_id: str,
+        *,
+        category: str,
+        type: str,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Notify ``user_id``; returns the notification, or None when every channel is off.
+
+        ``category`` is one of the preference categories, or ``progress`` for a live-only
+        mirror of the user's own activity (never in the inbox, never pushed or emailed).
+        """
+        if category not in CATEGORIES and category != PROGRESS:
+            raise ValueError(f"unknown notification category {category!r}")
+        now = self.clock()
+        key = claim_id(user_id, idempotency_key) if idempotency_key else None
+        if key is not None:
+            earlier = await self._earlier(key, now)
+            if earlier is not None:
+                return await self._finish(earlier)
+        plan = await self._plan(user_id, category, type, title, body, dict(data or {}), now)
+        if key is not None:
+            plan.update(_id=key, key=idempotency_key, created_at=iso(now))
+            try:
+                await self.claims.insert_one(plan)
+            except DuplicateKeyError:  # a concurrent call claimed it first: finish theirs
+                theirs = await self.claims.find_one({"_id": key})
+                if theirs is not None:
+                    return await self._finish(theirs)
+        return await self._finish(plan)
+
+    async def _earlier(self, key: str, now: datetime) -> Document | None:
+        doc = await self.claims.find_one({"_id": key})
+        if doc is None:
+            return None
+        if doc["created_at"] < iso(now - self.ttl):
+            await self.claims.delete_one({"_id": key, "created_at": doc["created_at"]})
+            return None
+        return doc
+
+    async def _plan(
+        self,
+        user_id: str,
+        category: str,
+        type_: str,
+        title: str,
+        body: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> Document:
+        prefs = await self.prefs.effective(user_id)
+        channels = prefs.channels(category)
+        notification: Document = {
+            "id": uuid.uuid4().hex,
+            "user_id": user_id,
+            "category": category,
+            "type": type_,
+            "title": title,
+            "body": body,
+            "data": data,
+            "created_at": iso(now),
+        }
+        if "in_app" in channels:
+            notification["seq"] = await self.stream.next_seq(user_id)
+        quiet_end = prefs.quiet_until(now) if set(channels) - {"in_app"} else None
+        return {
+            "notification": notification,
+            "channels": channels,
+            "not_before": iso(quiet_end) if quiet_end else None,
+            "done": False,
+        }
+
+    async def _finish(self, plan: Document) -> dict[str, Any] | None:
+        """Carry out a plan; every step may run twice without doing anything twice."""
+        if plan.get("done"):
+            return plan.get("result")
+        notification: dict[str, Any] = plan["notification"]
+        channels: list[str] = plan["channels"]
+        if not channels:
+            result = None
+        elif "in_app" in channels:
+            doc = self._entry(notification)
+            await self.stream.store(doc)
+            await self.stream.publish(doc)
+            result = public_item(doc)
+        else:
+            result = {k: v for k, v in notification.items() if k != "user_id"}
+        external = [c for c in channels if c != "in_app"]
+        if external:
+            await self.dispatcher.enqueue(dict(notification), external, plan.get("not_before"))
+        if "_id" in plan:
+            await self.claims.update_one({"_id": plan["_id"]}, {"$set": {"done": True, "result": result}})
+        return result
+
+    @staticmethod
+    def _entry(notification: Mapping[str, Any]) -> Document:
+        progress = notification["category"] == PROGRESS
+        return {
+            "_id": notification["id"],
+            "user_id": notification["user_id"],
+            "seq": notification["seq"],
+            "kind": "progress" if progress else "notification",
+            "inbox": not progress,
+            "category": notification["category"],
+            "type": notification["type"],
+            "title": notification["title"],
+            "body": notification["body"],
+            "data": notification["data"],
+            "created_at": notification["created_at"],
+            "read_at": None,
+        }
+
+    async def forget_old_claims(self) -> int:
+        return await self.claims.delete_many({"created_at": {"$lt": iso(self.clock() - self.ttl)}})
