@@ -200,7 +200,7 @@ def build_app(settings: Settings, found: Discovery) -> web.Application:
             **found.call(info.name, "fittracker_health", ctx=ctx, default={}),
         }
         openapi_parts.append((info.name, found.call(info.name, "fittracker_openapi", ctx=ctx, default={})))
-        handlers = found.call(info.name, "fittracker_event_handlers", ctx=ctx, default={})
+        handlers = found.call(info.name, "fittracker_event_handlers", ctx=ctx, app=sub, default={})
         if handlers:
             runtime.bus.subscribe(info.name, dict(handlers))
     app[system.CHECKS] = checks

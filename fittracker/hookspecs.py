@@ -98,11 +98,13 @@ def fittracker_openapi(ctx: PluginContext) -> Mapping[str, Any]:
 
 
 @hookspec
-def fittracker_event_handlers(ctx: PluginContext) -> Mapping[str, Handler]:
+def fittracker_event_handlers(ctx: PluginContext, app: web.Application) -> Mapping[str, Handler]:
     """Subscribe to events on the bus.
 
-    Called at start-up; the handlers form the consumer group named after the plug-in, so in
-    split mode each event is handled once per plug-in whatever its number of workers.
+    Called while the application is built, right after ``fittracker_setup`` and with the same
+    ``app`` (so handlers can use what setup put on it). The handlers form the consumer group
+    named after the plug-in, so in split mode each event is handled once per plug-in whatever
+    its number of workers; they receive events from start-up on.
     Delivery is at-least-once: handlers must be idempotent (dedupe by ``event.id``).
 
     :returns: ``{event type: async handler(event)}``.

@@ -151,3 +151,13 @@ def assemble(title: str, version: str, parts: Iterable[tuple[str, Mapping[str, A
             spec["components"]["schemas"][name] = schema
         spec["tags"].extend(part.get("tags", []))
     return spec
+
+
+def merge_areas(areas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One plug-in's spec from its areas' parts (``{"paths", "schemas", "tags"}`` each)."""
+    spec: dict[str, Any] = {"paths": {}, "components": {"schemas": {}}, "tags": []}
+    for part in areas:
+        spec["paths"].update(part.get("paths", {}))
+        spec["components"]["schemas"].update(part.get("schemas", {}))
+        spec["tags"].extend(part.get("tags", []))
+    return spec

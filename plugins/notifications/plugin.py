@@ -1,32 +1,33 @@
 """The hooks of the notifications plug-in (``notifications = fittracker_plugins.notifications.plugin``).
 
 Areas, each a module with ``setup(app, ctx)`` and ``openapi()``: the live stream (``routes_ws``),
-the inbox, preferences and, once the delivery pipeline is installed, push devices.
-
-The event rules are subscribed from ``fittracker_setup`` with ``ctx.bus.subscribe(ctx.name,
-...)``: the same consumer group ``fittracker_event_handlers`` would form, but sharing the one
-started dispatcher with the application (hooks share nothing but ``ctx``, which carries no
-plug-in state).
+the inbox, preferences and push devices. The event rules use the services that
+``fittracker_setup`` put on the plug-in's app, so they share its started dispatcher.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 from aiohttp import web
-from fittracker_plugins.notifications import __version__, routes_inbox, routes_preferences, routes_ws
+from fittracker_plugins.notifications import (
+    __version__,
+    routes_devices,
+    routes_inbox,
+    routes_preferences,
+    routes_ws,
+)
+from fittracker_plugins.notifications.delivery_policy import DELIVERY_DEFAULTS
 from fittracker_plugins.notifications.rules import Rules
-from fittracker_plugins.notifications.state import build, setup_state
+from fittracker_plugins.notifications.state import NOTIFICATIONS, build, setup_state
 
 from fittracker import PluginContext, PluginInfo, Setting, hookimpl
+from fittracker.bus import Handler
+from fittracker.openapi import merge_areas
 
 PREFIXES = ("/api/v1/notifications",)
-# Parts of the delivery pipeline, used when they are installed.
-OPTIONAL_AREAS = ("fittracker_plugins.notifications.routes_devices",)
-OPTIONAL_DEFAULTS = ("fittracker_plugins.notifications.delivery_policy", "DELIVERY_DEFAULTS")
+AREAS = (routes_ws, routes_inbox, routes_preferences, routes_devices)
 
 DEFAULTS: dict[str, Setting] = {
     "send_queue_size": Setting(
@@ -48,20 +49,6 @@ DEFAULTS: dict[str, Setting] = {
 }
 
 
-def _optional(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
-def _areas() -> list[Any]:
-    areas: list[Any] = [routes_ws, routes_inbox, routes_preferences]
-    return areas + [m for m in map(_optional, OPTIONAL_AREAS) if m is not None]
-
-
 @hookimpl
 def fittracker_plugin_info() -> PluginInfo:
     return PluginInfo(
@@ -74,26 +61,22 @@ def fittracker_plugin_info() -> PluginInfo:
 
 @hookimpl
 def fittracker_config_defaults() -> Mapping[str, Any]:
-    module, attribute = OPTIONAL_DEFAULTS
-    delivery = _optional(module)
-    return {**DEFAULTS, **(getattr(delivery, attribute) if delivery is not None else {})}
+    return {**DEFAULTS, **DELIVERY_DEFAULTS}
 
 
 @hookimpl
 def fittracker_setup(app: web.Application, ctx: PluginContext) -> None:
-    state = build(ctx)
-    setup_state(app, ctx, state)
-    for area in _areas():
+    setup_state(app, ctx, build(ctx))
+    for area in AREAS:
         area.setup(app, ctx)
-    ctx.bus.subscribe(ctx.name, Rules(state.notifier, state.directory, state.follows).handlers())
+
+
+@hookimpl
+def fittracker_event_handlers(ctx: PluginContext, app: web.Application) -> Mapping[str, Handler]:
+    state = app[NOTIFICATIONS]
+    return Rules(state.notifier, state.directory, state.follows).handlers()
 
 
 @hookimpl
 def fittracker_openapi(ctx: PluginContext) -> Mapping[str, Any]:
-    spec: dict[str, Any] = {"paths": {}, "components": {"schemas": {}}, "tags": []}
-    for area in _areas():
-        part = area.openapi()
-        spec["paths"].update(part.get("paths", {}))
-        spec["components"]["schemas"].update(part.get("schemas", {}))
-        spec["tags"].extend(part.get("tags", []))
-    return spec
+    return merge_areas(area.openapi() for area in AREAS)

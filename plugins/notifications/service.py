@@ -42,24 +42,6 @@ class DispatcherLike(Protocol):
     ) -> None: ...
 
 
-class NullDispatcher:
-    """Used while the delivery pipeline is not installed: push and email are logged and dropped."""
-
-    def __init__(self, ctx: PluginContext) -> None:
-        self.ctx = ctx
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def enqueue(
-        self, notification: dict[str, Any], channels: list[str], not_before: str | None
-    ) -> None:
-        self.ctx.log.debug("no delivery pipeline: %s not sent by %s", notification["id"], ",".join(channels))
-
-
 def claim_id(user_id: str, key: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()[:32]
 

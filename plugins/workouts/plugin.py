@@ -22,6 +22,7 @@ from fittracker_plugins.workouts.state import setup_state
 
 from fittracker import PluginContext, PluginInfo, Setting, hookimpl
 from fittracker.bus import Handler
+from fittracker.openapi import merge_areas
 
 PREFIXES = ("/api/v1/exercises", "/api/v1/routines", "/api/v1/workouts", "/api/v1/progress")
 AREAS = (routes_exercises, routes_routines, routes_workouts, routes_progress)
@@ -54,13 +55,7 @@ def fittracker_setup(app: web.Application, ctx: PluginContext) -> None:
 
 @hookimpl
 def fittracker_openapi(ctx: PluginContext) -> Mapping[str, Any]:
-    spec: dict[str, Any] = {"paths": {}, "components": {"schemas": {}}, "tags": []}
-    for area in AREAS:
-        part = area.openapi()
-        spec["paths"].update(part.get("paths", {}))
-        spec["components"]["schemas"].update(part.get("schemas", {}))
-        spec["tags"].extend(part.get("tags", []))
-    return spec
+    return merge_areas(area.openapi() for area in AREAS)
 
 
 @hookimpl
