@@ -62,6 +62,13 @@ class Event:
 Handler = Callable[[Event], Awaitable[None]]
 
 
+def require_positive(**options: float) -> None:
+    """Backends' shared check of their numeric options."""
+    for name, value in options.items():
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+
+
 class BusMetrics(Protocol):
     """What the bus reports to ``/metrics``."""
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import redis.exceptions
 
-from fittracker.bus.base import BusMetrics, Event, Handler
+from fittracker.bus.base import BusMetrics, Event, Handler, require_positive
 from fittracker.bus.redis_stream import Delivery, RedisStream, decode, id_before
 from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
 
@@ -66,15 +66,13 @@ class RedisEventBus:
         batch_size: int = 100,
         close_timeout: float = 10.0,
     ) -> None:
-        for name, value in (
-            ("maxlen", maxlen),
-            ("poll_block_ms", poll_block_ms),
-            ("visibility_timeout", visibility_timeout),
-            ("max_deliveries", max_deliveries),
-            ("batch_size", batch_size),
-        ):
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+        require_positive(
+            maxlen=maxlen,
+            poll_block_ms=poll_block_ms,
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            batch_size=batch_size,
+        )
         self._metrics = metrics
         # Unique per instance: two buses in one process must not share pending entries.
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

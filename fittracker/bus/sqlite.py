@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from fittracker.bus.base import BusMetrics, Event, Handler
+from fittracker.bus.base import BusMetrics, Event, Handler, require_positive
 from fittracker.bus.sqlite_log import Delivery, SqliteLog, types_param
 
 log = logging.getLogger("fittracker.bus")
@@ -62,15 +62,13 @@ class SqliteEventBus:
         close_timeout: float = 10.0,
         busy_timeout: float = 5.0,
     ) -> None:
-        for name, value in (
-            ("poll_interval", poll_interval),
-            ("visibility_timeout", visibility_timeout),
-            ("max_deliveries", max_deliveries),
-            ("batch_size", batch_size),
-            ("busy_timeout", busy_timeout),
-        ):
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+        require_positive(
+            poll_interval=poll_interval,
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            batch_size=batch_size,
+            busy_timeout=busy_timeout,
+        )
         self._log = SqliteLog(Path(data_dir) / "events.db", busy_timeout=busy_timeout)
         self._metrics = metrics
         # Unique per instance: two buses in one process must not share pending entries.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import zoneinfo
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from fittracker.validators import time_zone
 
 CATEGORIES = ("achievements", "social", "coaching", "reminders", "system")
 # Live-only mirror of the user's own activity: never in the inbox, never pushed or emailed.
@@ -109,13 +110,7 @@ class PreferencesUpdate(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not a known IANA time zone name") from None
-        return value
+        return time_zone(value)
 
 
 # --- the live stream --------------------------------------------------------------------------

@@ -8,12 +8,12 @@ describes exactly what the handlers send.
 from __future__ import annotations
 
 import re
-import unicodedata
-import zoneinfo
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from fittracker.validators import printable, time_zone
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -39,12 +39,6 @@ Timezone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 def _check_email(value: str) -> str:
     if not _EMAIL.match(value):
         raise ValueError("not a valid email address")
-    return value
-
-
-def _check_printable(value: str) -> str:
-    if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise ValueError("must not contain control or invisible format characters")
     return value
 
 
@@ -78,7 +72,7 @@ class RegisterRequest(_Request):
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str) -> str:
-        return _check_printable(value)
+        return printable(value)
 
 
 class LoginRequest(_Request):
@@ -164,7 +158,7 @@ class ProfileUpdate(_Request):
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_printable(value)
+        return None if value is None else printable(value)
 
     @field_validator("goals", "equipment")
     @classmethod
@@ -189,13 +183,7 @@ class ProfileUpdate(_Request):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not a known IANA time zone name") from None
-        return value
+        return time_zone(value)
 
 
 def age_on(born: date, today: date) -> int:

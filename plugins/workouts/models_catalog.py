@@ -8,7 +8,6 @@ it: an unknown filter value simply matches nothing (only malformed values are a 
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -24,6 +23,8 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+
+from fittracker.validators import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,6 @@ ExerciseName = Annotated[str, StringConstraints(strip_whitespace=True, min_lengt
 FilterValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 PrimaryMuscles = Annotated[list[Muscle], Field(min_length=1, max_length=5)]  # type: ignore[valid-type]
 SecondaryMuscles = Annotated[list[Muscle], Field(max_length=8)]  # type: ignore[valid-type]
-
-
-def printable(value: str) -> str:
-    if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise ValueError("must not contain control or invisible format characters")
-    return value
 
 
 def _unique(value: list[str]) -> list[str]:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fittracker_plugins.workouts.models_catalog import printable
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from fittracker.validators import printable
 
 Visibility = Literal["private", "public"]
 Reps = Annotated[int, Field(ge=1, le=100, strict=True)]
