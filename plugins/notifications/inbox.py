@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fittracker_plugins.notifications.service import InAppTracker
 from fittracker_plugins.notifications.stream import Stream, now_iso, public_item
 
 from fittracker import NotFound, ValidationFailed
@@ -17,9 +18,10 @@ NO_NOTIFICATION = "no notification with this id"
 
 
 class Inbox:
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, in_app: InAppTracker | None = None) -> None:
         self.stream = stream
         self.entries = stream.entries
+        self.in_app = in_app
 
     async def page(self, user_id: str, *, unread: bool, cursor: str | None, limit: int) -> dict[str, Any]:
         query: dict[str, Any] = {"user_id": user_id, "inbox": True}
@@ -52,6 +54,8 @@ class Inbox:
                 raise NotFound(NO_NOTIFICATION)
             return public_item(doc)
         await self.stream.append_read(user_id, {"ids": [notification_id], "all": False, "read_at": read_at})
+        if self.in_app is not None:
+            await self.in_app.mark_in_app(notification_id, user_id, "read", category=doc["category"])
         return public_item(doc)
 
     async def mark_all_read(self, user_id: str) -> int:
@@ -61,4 +65,19 @@ class Inbox:
         )
         if updated:
             await self.stream.append_read(user_id, {"ids": None, "all": True, "read_at": read_at})
+            await self._track_read(user_id, read_at)
         return updated
+
+    async def _track_read(self, user_id: str, read_at: str) -> None:
+        """Mark read in the delivery records what this call read: the items stamped ``read_at``."""
+        if self.in_app is None:
+            return
+        after = -1
+        while docs := await self.entries.find(
+            {"user_id": user_id, "inbox": True, "read_at": read_at, "seq": {"$gt": after}},
+            sort=[("seq", 1)],
+            limit=200,
+        ):
+            for doc in docs:
+                await self.in_app.mark_in_app(doc["_id"], user_id, "read", category=doc["category"])
+            after = int(docs[-1]["seq"])

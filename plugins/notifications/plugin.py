@@ -1,7 +1,8 @@
 """The hooks of the notifications plug-in (``notifications = fittracker_plugins.notifications.plugin``).
 
 Areas, each a module with ``setup(app, ctx)`` and ``openapi()``: the live stream (``routes_ws``),
-the inbox, preferences and push devices. The event rules use the services that
+the inbox, preferences, push devices, bulk sends, scheduled sends (with the inactivity
+reminder) and delivery stats. The event rules use the services that
 ``fittracker_setup`` put on the plug-in's app, so they share its started dispatcher.
 """
 
@@ -13,12 +14,16 @@ from typing import Any
 from aiohttp import web
 from fittracker_plugins.notifications import (
     __version__,
+    routes_bulk,
     routes_devices,
     routes_inbox,
     routes_preferences,
+    routes_schedule,
+    routes_stats,
     routes_ws,
 )
 from fittracker_plugins.notifications.delivery_policy import DELIVERY_DEFAULTS
+from fittracker_plugins.notifications.routes_schedule import SCHEDULE
 from fittracker_plugins.notifications.rules import Rules
 from fittracker_plugins.notifications.state import NOTIFICATIONS, build, setup_state
 
@@ -27,7 +32,15 @@ from fittracker.bus import Handler
 from fittracker.openapi import merge_areas
 
 PREFIXES = ("/api/v1/notifications",)
-AREAS = (routes_ws, routes_inbox, routes_preferences, routes_devices)
+AREAS = (
+    routes_ws,
+    routes_inbox,
+    routes_preferences,
+    routes_devices,
+    routes_bulk,
+    routes_schedule,
+    routes_stats,
+)
 
 DEFAULTS: dict[str, Setting] = {
     "send_queue_size": Setting(
@@ -46,6 +59,24 @@ DEFAULTS: dict[str, Setting] = {
     "retain_per_user": Setting(1000, "stream entries (inbox included) kept per user", min=10),
     "retain_days": Setting(30.0, "stream entries older than this are deleted", min=0.01),
     "idempotency_ttl_s": Setting(86_400, "how long an idempotency key returns its first notification", min=1),
+    # bulk sends
+    "bulk_batch_size": Setting(
+        100, "recipients per bulk batch (progress is saved after each)", min=1, max=1000
+    ),
+    "bulk_concurrency": Setting(8, "sends in flight per bulk job", min=1, max=256),
+    "bulk_pause_s": Setting(0.0, "pause between two batches of a bulk job (spares the database)", min=0.0),
+    "bulk_lease_s": Setting(
+        30.0, "a bulk job whose process stops renewing this long is resumed elsewhere", min=0.5
+    ),
+    "bulk_poll_s": Setting(2.0, "how often idle processes look for bulk jobs to resume", min=0.05),
+    # scheduled sends and reminders
+    "scheduled_poll_s": Setting(
+        0.5, "longest sleep of the scheduler (items other processes add)", min=0.01, max=1.0
+    ),
+    "scheduled_lease_s": Setting(
+        30.0, "an item whose firing process died is fired again after this", min=0.5
+    ),
+    "reminder_after_days": Setting(3.0, "days without a workout before a reminder; 0 disables", min=0.0),
 }
 
 
@@ -74,7 +105,7 @@ def fittracker_setup(app: web.Application, ctx: PluginContext) -> None:
 @hookimpl
 def fittracker_event_handlers(ctx: PluginContext, app: web.Application) -> Mapping[str, Handler]:
     state = app[NOTIFICATIONS]
-    return Rules(state.notifier, state.directory, state.follows).handlers()
+    return Rules(state.notifier, state.directory, state.follows, app[SCHEDULE].reminders).handlers()
 
 
 @hookimpl

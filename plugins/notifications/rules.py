@@ -8,6 +8,7 @@
 | ``user.followed`` | the followed user | ``social`` |
 | ``routine.rated`` | the routine's owner | ``social`` |
 | ``coach.tip`` | the user | ``coaching`` |
+| ``workout.completed`` | the user, N days later unless they train again | ``reminders`` (scheduled) |
 
 Handlers run in the plug-in's consumer group (once per event across workers) and may run
 twice (at-least-once): every notification carries an idempotency key made of the event id and
@@ -21,6 +22,7 @@ from typing import Any
 
 from fittracker_plugins.notifications.models import PROGRESS
 from fittracker_plugins.notifications.readmodels import Directory, Follows
+from fittracker_plugins.notifications.reminders import Reminders
 from fittracker_plugins.notifications.service import Notifier
 
 from fittracker import Event
@@ -39,10 +41,13 @@ def _fmt(value: Any) -> str:
 
 
 class Rules:
-    def __init__(self, notifier: Notifier, directory: Directory, follows: Follows) -> None:
+    def __init__(
+        self, notifier: Notifier, directory: Directory, follows: Follows, reminders: Reminders | None = None
+    ) -> None:
         self.notifier = notifier
         self.directory = directory
         self.follows = follows
+        self.reminders = reminders
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
@@ -91,6 +96,8 @@ class Rules:
         user_id = event.data.get("user_id")
         if not isinstance(user_id, str):
             return
+        if self.reminders is not None:  # the inactivity reminder moves to N days from now
+            await self.reminders.on_workout_completed(event)
         volume = event.data.get("volume_kg") or 0
         sets = len(event.data.get("sets") or [])
         summary = {

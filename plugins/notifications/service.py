@@ -18,7 +18,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fittracker_plugins.notifications.models import CATEGORIES, PROGRESS
 from fittracker_plugins.notifications.prefs import PreferenceStore
@@ -42,6 +42,19 @@ class DispatcherLike(Protocol):
     ) -> None: ...
 
 
+class InAppTracker(Protocol):
+    """Records the in-app channel in the delivery records (``Dispatcher.mark_in_app``)."""
+
+    async def mark_in_app(
+        self,
+        notification_id: str,
+        user_id: str,
+        state: Literal["delivered", "read"],
+        *,
+        category: str | None = None,
+    ) -> None: ...
+
+
 def claim_id(user_id: str, key: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()[:32]
 
@@ -59,8 +72,10 @@ class Notifier:
         prefs: PreferenceStore,
         dispatcher: DispatcherLike,
         clock: Clock = lambda: datetime.now(UTC),
+        in_app: InAppTracker | None = None,
     ) -> None:
         self.ctx = ctx
+        self.in_app = in_app
         self.stream = stream
         self.prefs = prefs
         self.dispatcher = dispatcher
@@ -159,6 +174,10 @@ class Notifier:
             doc = self._entry(notification)
             await self.stream.store(doc)
             await self.stream.publish(doc)
+            if self.in_app is not None and doc["inbox"]:  # stored and announced: delivered in-app
+                await self.in_app.mark_in_app(
+                    doc["_id"], doc["user_id"], "delivered", category=doc["category"]
+                )
             result = public_item(doc)
         else:
             result = {k: v for k, v in notification.items() if k != "user_id"}

@@ -45,7 +45,8 @@ def build(ctx: PluginContext) -> Notifications:
     stream = Stream(ctx, ctx.db)
     directory = Directory(ctx.db)
     prefs = PreferenceStore(ctx.db, directory)
-    notifier = Notifier(ctx, ctx.db, stream, prefs, Dispatcher(ctx))
+    dispatcher = Dispatcher(ctx)
+    notifier = Notifier(ctx, ctx.db, stream, prefs, dispatcher, in_app=dispatcher)
     return Notifications(
         ctx=ctx,
         stream=stream,
@@ -53,7 +54,7 @@ def build(ctx: PluginContext) -> Notifications:
         follows=Follows(ctx.db),
         prefs=prefs,
         notifier=notifier,
-        inbox=Inbox(stream),
+        inbox=Inbox(stream, in_app=dispatcher),
         hub=Hub(ctx),
     )
 
