@@ -26,6 +26,15 @@ from tests.spec import check_response
 ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 FAST_HASHING = "argon2_time_cost = 1\nargon2_memory_kib = 1024\nargon2_parallelism = 1\n"
+# Webhook pushes on, and a quick delivery loop: the tests wait for real deliveries.
+WEBHOOK_SECRET = "whsec_" + "dGVzdC13ZWJob29rLXNlY3JldC1rZXktMzItYnl0ZXM="
+DELIVERY = {
+    "webhook_secret": WEBHOOK_SECRET,
+    "delivery_lease_s": 2.0,
+    "delivery_poll_interval_s": 0.1,
+    "delivery_backoff_base_s": 0.2,
+}
+FAST_DELIVERY = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in DELIVERY.items())
 
 SPLIT_CONFIG = f"""
 [server]
@@ -59,6 +68,7 @@ workers = 2
 mode = "process"
 workers = 2
 auth_check_interval_s = 0.2
+{FAST_DELIVERY}
 """
 
 
@@ -161,7 +171,7 @@ async def api(request: pytest.FixtureRequest, make_client: Any) -> AsyncIterator
     if request.param == "single":
         config = {
             "users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
-            "notifications": {"auth_check_interval_s": 0.2},
+            "notifications": {"auth_check_interval_s": 0.2, **DELIVERY},
         }
         yield await make_client(plugins=["users", "workouts", "notifications"], config=config)
         return
