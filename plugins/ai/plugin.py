@@ -1,0 +1,61 @@
+"""The hooks of the AI plug-in (entry point ``ai = fittracker_plugins.ai.plugin``).
+
+Its read model (:mod:`.readmodel`) is fed by the workouts plug-in's events; the routes
+(:mod:`.routes`) serve recovery (:mod:`.recovery`) and progression (:mod:`.progression`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from fittracker_plugins.ai import __version__, routes
+from fittracker_plugins.ai.state import AI, setup_state
+
+from fittracker import PluginContext, PluginInfo, Setting, hookimpl
+from fittracker.bus import Handler
+from fittracker.openapi import merge_areas
+
+PREFIXES = ("/api/v1/ai",)
+AREAS = (routes,)
+
+
+@hookimpl
+def fittracker_plugin_info() -> PluginInfo:
+    return PluginInfo(
+        name="ai",
+        version=__version__,
+        description="Coaching: per-muscle recovery and next-session progression, each with a reason",
+        prefixes=PREFIXES,
+    )
+
+
+@hookimpl
+def fittracker_config_defaults() -> Mapping[str, Any]:
+    return {
+        "recovery_time_constant_h": Setting(
+            36.0, "hours for fatigue to fall to 1/e (about 37 %)", min=6.0, max=168.0
+        ),
+        "recovery_capacity": Setting(10.0, "fatigue units at which a muscle is 0 % recovered", min=1.0),
+        "rep_min": Setting(5, "bottom of the double-progression rep range", min=1, max=30),
+        "rep_max": Setting(8, "top of the double-progression rep range", min=1, max=30),
+        "target_rpe": Setting(8.0, "RPE that autoregulation aims for", min=5.0, max=10.0),
+    }
+
+
+@hookimpl
+def fittracker_setup(app: web.Application, ctx: PluginContext) -> None:
+    setup_state(app, ctx)
+    for area in AREAS:
+        area.setup(app, ctx)
+
+
+@hookimpl
+def fittracker_openapi(ctx: PluginContext) -> Mapping[str, Any]:
+    return merge_areas(area.openapi() for area in AREAS)
+
+
+@hookimpl
+def fittracker_event_handlers(ctx: PluginContext, app: web.Application) -> Mapping[str, Handler]:
+    return app[AI].log.handlers()

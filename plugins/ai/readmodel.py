@@ -1,0 +1,158 @@
+"""The plug-in's own read model of every user's work sets, kept from the workouts events.
+
+One document per logged set (``work_sets``, keyed by the set id) with what the models need:
+exercise, muscles, reps, weight, RPE, set type and time. Indexed by (user, exercise) and
+(user, time), so a progression or recovery read touches only that user's rows.
+
+Events arrive at least once and, while the log is replayed, possibly twice and out of order:
+
+- every event id is remembered in ``seen`` and applied once;
+- deletions leave tombstones (``gone``: a deleted set or a deleted/discarded workout), so a
+  late ``set_logged`` never resurrects what was removed.
+
+When the database is empty (first start, or its files were deleted) the whole durable event
+log is replayed with ``bus.tail`` from the epoch; the replay stops once it reaches events
+newer than its own start (the consumer group delivers those) or the log goes quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fittracker import Event, PluginContext
+from fittracker.bus import Handler
+from fittracker.storage import Collection, Database, Document, DuplicateKeyError
+
+SET_LOGGED = "workout.set_logged"
+SET_UPDATED = "workout.set_updated"
+SET_DELETED = "workout.set_deleted"
+WORKOUT_DELETED = "workout.deleted"
+WORKOUT_DISCARDED = "workout.discarded"
+EVENT_TYPES = (SET_LOGGED, SET_UPDATED, SET_DELETED, WORKOUT_DELETED, WORKOUT_DISCARDED)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REPLAY_IDLE_S = 0.5  # a replay that receives nothing for this long has caught up
+
+
+class TrainingLog:
+    def __init__(self, db: Database) -> None:
+        self.sets: Collection = db.collection("work_sets")
+        self.exercises: Collection = db.collection("exercises")
+        self.seen: Collection = db.collection("seen_events")
+        self.gone: Collection = db.collection("tombstones")
+        self.meta: Collection = db.collection("meta")
+        self.replaying = False
+
+    async def start(self) -> None:
+        await self.sets.create_index([("user_id", 1), ("exercise_id", 1), ("logged_at", 1)])
+        await self.sets.create_index([("user_id", 1), ("logged_at", 1)])
+        await self.sets.create_index([("workout_id", 1)])
+
+    # --- reads ---------------------------------------------------------------------------------
+    async def exercise_sets(self, user_id: str, exercise_id: str) -> list[Document]:
+        return await self.sets.find({"user_id": user_id, "exercise_id": exercise_id}, sort=[("logged_at", 1)])
+
+    async def sets_since(self, user_id: str, since: datetime) -> list[Document]:
+        return await self.sets.find(
+            {"user_id": user_id, "logged_at": {"$gte": since.isoformat()}}, sort=[("logged_at", 1)]
+        )
+
+    async def exercise_name(self, exercise_id: str) -> str | None:
+        doc = await self.exercises.find_one({"_id": exercise_id})
+        return None if doc is None else str(doc.get("name") or exercise_id)
+
+    # --- events --------------------------------------------------------------------------------
+    def handlers(self) -> Mapping[str, Handler]:
+        return dict.fromkeys(EVENT_TYPES, self.handle)
+
+    async def handle(self, event: Event) -> None:
+        """Apply an event once; a redelivered event (same id) changes nothing."""
+        if await self.seen.find_one({"_id": event.id}) is not None:
+            return
+        await self._apply(event)
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent replay got there first
+            await self.seen.insert_one({"_id": event.id, "type": event.type})
+
+    async def _apply(self, event: Event) -> None:
+        data = event.data
+        user_id, workout_id = data.get("user_id"), data.get("workout_id")
+        if not isinstance(user_id, str) or not isinstance(workout_id, str):
+            return
+        if event.type in (WORKOUT_DELETED, WORKOUT_DISCARDED):
+            await self._bury(workout_id)
+            await self.sets.delete_many({"workout_id": workout_id})
+            return
+        item = data.get("set")
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            return
+        if event.type == SET_DELETED:
+            await self._bury(item["id"])
+            await self.sets.delete_one({"_id": item["id"]})
+            return
+        if event.type == SET_LOGGED and isinstance(data.get("exercise"), Mapping):
+            await self._learn_exercise(data["exercise"])
+        if await self.gone.count({"_id": {"$in": [item["id"], workout_id]}}):
+            return
+        await self._store_set(user_id, workout_id, item)
+
+    async def _bury(self, key: str) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.gone.insert_one({"_id": key})
+
+    async def _learn_exercise(self, exercise: Mapping[str, Any]) -> None:
+        if isinstance(exercise.get("id"), str):
+            fields = {
+                "name": exercise.get("name") or exercise["id"],
+                "primary_muscles": list(exercise.get("primary_muscles") or []),
+                "secondary_muscles": list(exercise.get("secondary_muscles") or []),
+            }
+            await self.exercises.update_one({"_id": exercise["id"]}, {"$set": fields}, upsert=True)
+
+    async def _store_set(self, user_id: str, workout_id: str, item: Mapping[str, Any]) -> None:
+        # set_updated carries no exercise, so muscles come from what set_logged taught us.
+        exercise = await self.exercises.find_one({"_id": item.get("exercise_id")}) or {}
+        doc = {
+            "user_id": user_id,
+            "workout_id": workout_id,
+            "exercise_id": item.get("exercise_id"),
+            "primary_muscles": exercise.get("primary_muscles", []),
+            "secondary_muscles": exercise.get("secondary_muscles", []),
+            "reps": int(item.get("reps") or 0),
+            "weight_kg": float(item.get("weight_kg") or 0.0),
+            "rpe": item.get("rpe"),
+            "set_type": item.get("set_type") or "normal",
+            "logged_at": item.get("logged_at"),
+        }
+        await self.sets.update_one({"_id": item["id"]}, {"$set": doc}, upsert=True)
+
+    # --- rebuild -------------------------------------------------------------------------------
+    async def rebuild_if_empty(self, ctx: PluginContext) -> None:
+        """Replay the durable log into an empty read model (see the module docstring)."""
+        if await self.meta.find_one({"_id": "replayed"}) is not None:
+            return
+        self.replaying = True
+        started = datetime.now(UTC).isoformat()
+        count = 0
+        events = ctx.bus.tail(EVENT_TYPES, EPOCH)
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(anext(events), REPLAY_IDLE_S)
+                except (TimeoutError, StopAsyncIteration):
+                    break
+                await self.handle(event)
+                count += 1
+                if event.time > started:  # the live consumer group covers the rest
+                    break
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self.replaying = False
+        await self.meta.update_one(
+            {"_id": "replayed"}, {"$set": {"at": datetime.now(UTC).isoformat(), "events": count}}, upsert=True
+        )
+        ctx.log.info("ai read model rebuilt from the event log", extra={"events": count})

@@ -1,0 +1,57 @@
+"""What the plug-in's parts share, built once per application and hung on its sub-app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from fittracker_plugins.ai.progression import ProgressionParams
+from fittracker_plugins.ai.readmodel import TrainingLog
+from fittracker_plugins.ai.recovery import RecoveryParams
+
+from fittracker import PluginContext
+
+
+@dataclass(frozen=True, slots=True)
+class Ai:
+    ctx: PluginContext
+    log: TrainingLog
+    recovery: RecoveryParams
+    progression: ProgressionParams
+
+
+AI = web.AppKey("fittracker_plugins.ai", Ai)
+
+
+def ai_of(request: web.Request) -> Ai:
+    return request.app[AI]
+
+
+def setup_state(app: web.Application, ctx: PluginContext) -> Ai:
+    """Put :class:`Ai` on ``app``; an empty read model is rebuilt in the background at start-up."""
+    settings = ctx.settings
+    rep_min, rep_max = int(settings["rep_min"]), int(settings["rep_max"])
+    if rep_min > rep_max:
+        raise ValueError(f"ai: rep_min ({rep_min}) must not exceed rep_max ({rep_max})")
+    state = Ai(
+        ctx=ctx,
+        log=TrainingLog(ctx.db),
+        recovery=RecoveryParams(
+            time_constant_h=float(settings["recovery_time_constant_h"]),
+            capacity=float(settings["recovery_capacity"]),
+        ),
+        progression=ProgressionParams(
+            rep_min=rep_min, rep_max=rep_max, target_rpe=float(settings["target_rpe"])
+        ),
+    )
+    app[AI] = state
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await state.log.start()
+        # In the background: a long log must not delay start-up; live events keep flowing meanwhile.
+        await ctx.jobs.spawn(state.log.rebuild_if_empty(ctx))
+        yield
+
+    app.cleanup_ctx.append(lifecycle)
+    return state
