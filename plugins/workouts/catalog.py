@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from fittracker.storage import Collection, Database
+from fittracker.storage import Collection, Database, DuplicateKeyError
 
 Exercise = dict[str, Any]
 
@@ -118,10 +118,14 @@ class Catalog:
         shipped_ids = set()
         stored = await self.exercises.count({"builtin": True})
         docs = [self._doc(ex) for ex in self._shipped.exercises]
-        if stored == 0:
-            await self.exercises.insert_many(docs)  # first start: one transaction
-            shipped_ids = {d["_id"] for d in docs}
-        else:
+        first = stored == 0
+        if first:
+            try:
+                await self.exercises.insert_many(docs)  # first start: one transaction
+                shipped_ids = {d["_id"] for d in docs}
+            except DuplicateKeyError:
+                first = False  # another worker loaded it at the same moment: upsert instead
+        if not first:
             for doc in docs:
                 fields = {k: v for k, v in doc.items() if k != "_id"}
                 await self.exercises.update_one({"_id": doc["_id"]}, {"$set": fields}, upsert=True)

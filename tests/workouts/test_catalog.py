@@ -31,6 +31,17 @@ async def test_first_start_loads_every_exercise(open_library_db: OpenLibraryDb) 
     assert not any(key.startswith("_") for key in bench)
 
 
+async def test_two_workers_loading_at_once(open_library_db: OpenLibraryDb) -> None:
+    """Two processes starting on an empty database: neither fails, nothing is doubled."""
+    import asyncio
+
+    first, second = Catalog(open_library_db()), Catalog(open_library_db())
+    await asyncio.gather(first.start(), second.start())
+    assert await first.exercises.count({}) == 873
+    assert first.version == second.version
+    assert second.builtin(BENCH) is not None
+
+
 async def test_restart_is_idempotent(open_library_db: OpenLibraryDb) -> None:
     first = Catalog(open_library_db())
     await first.start()
