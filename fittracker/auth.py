@@ -8,7 +8,6 @@ be revoked before it expires: the revocation is applied locally at once and publ
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -224,7 +223,6 @@ class Auth:
                 self._forget(str(event.data["jti"]), int(event.data["exp"]))
             except (KeyError, TypeError, ValueError):
                 log.warning("ignored a malformed %s event %s", REVOKED_EVENT, event.id)
-            await asyncio.sleep(0)
 
 
 # --- request helpers ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 from fittracker_plugins.notifications.models import CATEGORIES, PROGRESS
 from fittracker_plugins.notifications.prefs import PreferenceStore
-from fittracker_plugins.notifications.stream import Stream, public_item
+from fittracker_plugins.notifications.stream import Stream, iso, public_item
 
 from fittracker import PluginContext
 from fittracker.storage import Collection, Database, Document, DuplicateKeyError
@@ -57,10 +57,6 @@ class InAppTracker(Protocol):
 
 def claim_id(user_id: str, key: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()[:32]
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class Notifier:

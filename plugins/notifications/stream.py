@@ -28,8 +28,13 @@ PAGE = 200
 PRUNE_EVERY = 25  # prune a user's stream on every 25th entry: cheap, and bounded between prunes
 
 
+def iso(moment: datetime) -> str:
+    """The plug-in's stored form of a time: UTC, milliseconds (sorts as text)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return iso(datetime.now(UTC))
 
 
 def public_item(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,10 +23,10 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fittracker_plugins.workouts.catalog import Catalog
+from fittracker_plugins.workouts.workouts_store import now_iso
 
 from fittracker.http.pagination import after_cursor, encode_cursor
 from fittracker.storage import Collection, Database, DuplicateKeyError
@@ -53,10 +53,6 @@ EXERCISE_KEYS = (
     "superset",
     "notes",
 )
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def popularity(stars_sum: int, count: int, uses: int) -> float:
