@@ -41,6 +41,9 @@ def fittracker_config_defaults() -> Mapping[str, Any]:
         "rep_min": Setting(5, "bottom of the double-progression rep range", min=1, max=30),
         "rep_max": Setting(8, "top of the double-progression rep range", min=1, max=30),
         "target_rpe": Setting(8.0, "RPE that autoregulation aims for", min=5.0, max=10.0),
+        "catalog_ttl_s": Setting(
+            600.0, "seconds the exercise catalog read from the workouts API is kept", min=0.0
+        ),
     }
 
 

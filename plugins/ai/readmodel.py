@@ -1,8 +1,9 @@
-"""The plug-in's own read model of every user's work sets, kept from the workouts events.
+"""The plug-in's own read model, kept from the workouts and users plug-ins' events.
 
 One document per logged set (``work_sets``, keyed by the set id) with what the models need:
-exercise, muscles, reps, weight, RPE, set type and time. Indexed by (user, exercise) and
-(user, time), so a progression or recovery read touches only that user's rows.
+exercise, muscles, force, reps, weight, RPE, set type and time. Indexed by (user, exercise)
+and (user, time), so a progression or recovery read touches only that user's rows. Profiles
+(equipment, experience, goals, excluded muscles, time zone) are kept by :mod:`.athletes`.
 
 Events arrive at least once and, while the log is replayed, possibly twice and out of order:
 
@@ -23,6 +24,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from fittracker_plugins.ai.athletes import EVENT_TYPES as PROFILE_EVENTS
+from fittracker_plugins.ai.athletes import Athletes
+
 from fittracker import Event, PluginContext
 from fittracker.bus import Handler
 from fittracker.storage import Collection, Database, Document, DuplicateKeyError
@@ -32,7 +36,13 @@ SET_UPDATED = "workout.set_updated"
 SET_DELETED = "workout.set_deleted"
 WORKOUT_DELETED = "workout.deleted"
 WORKOUT_DISCARDED = "workout.discarded"
-EVENT_TYPES = (SET_LOGGED, SET_UPDATED, SET_DELETED, WORKOUT_DELETED, WORKOUT_DISCARDED)
+WORKOUT_COMPLETED = "workout.completed"
+SET_EVENTS = (SET_LOGGED, SET_UPDATED, SET_DELETED, WORKOUT_DELETED, WORKOUT_DISCARDED)
+EVENT_TYPES = (*SET_EVENTS, *PROFILE_EVENTS)
+EXERCISE_FIELDS = (
+    *("name", "category", "force", "mechanic", "equipment"),
+    *("primary_muscles", "secondary_muscles"),
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REPLAY_IDLE_S = 0.5  # a replay that receives nothing for this long has caught up
 
@@ -44,6 +54,7 @@ class TrainingLog:
         self.seen: Collection = db.collection("seen_events")
         self.gone: Collection = db.collection("tombstones")
         self.meta: Collection = db.collection("meta")
+        self.athletes = Athletes(db)
         self.replaying = False
 
     async def start(self) -> None:
@@ -52,8 +63,13 @@ class TrainingLog:
         await self.sets.create_index([("workout_id", 1)])
 
     # --- reads ---------------------------------------------------------------------------------
-    async def exercise_sets(self, user_id: str, exercise_id: str) -> list[Document]:
-        return await self.sets.find({"user_id": user_id, "exercise_id": exercise_id}, sort=[("logged_at", 1)])
+    async def exercise_sets(self, user_id: str, exercise_id: str, last: int | None = None) -> list[Document]:
+        """The user's sets of one exercise, oldest first (only the ``last`` ones when given)."""
+        query = {"user_id": user_id, "exercise_id": exercise_id}
+        if last is None:
+            return await self.sets.find(query, sort=[("logged_at", 1)])
+        newest = await self.sets.find(query, sort=[("logged_at", -1)], limit=last)
+        return newest[::-1]
 
     async def sets_since(self, user_id: str, since: datetime) -> list[Document]:
         return await self.sets.find(
@@ -63,6 +79,10 @@ class TrainingLog:
     async def exercise_name(self, exercise_id: str) -> str | None:
         doc = await self.exercises.find_one({"_id": exercise_id})
         return None if doc is None else str(doc.get("name") or exercise_id)
+
+    async def exercise(self, exercise_id: str) -> Document | None:
+        """What ``set_logged`` events taught us of an exercise (custom ones included)."""
+        return await self.exercises.find_one({"_id": exercise_id})
 
     # --- events --------------------------------------------------------------------------------
     def handlers(self) -> Mapping[str, Handler]:
@@ -77,6 +97,9 @@ class TrainingLog:
             await self.seen.insert_one({"_id": event.id, "type": event.type})
 
     async def _apply(self, event: Event) -> None:
+        if event.type in PROFILE_EVENTS:
+            await self.athletes.apply(event)
+            return
         data = event.data
         user_id, workout_id = data.get("user_id"), data.get("workout_id")
         if not isinstance(user_id, str) or not isinstance(workout_id, str):
@@ -104,11 +127,10 @@ class TrainingLog:
 
     async def _learn_exercise(self, exercise: Mapping[str, Any]) -> None:
         if isinstance(exercise.get("id"), str):
-            fields = {
-                "name": exercise.get("name") or exercise["id"],
-                "primary_muscles": list(exercise.get("primary_muscles") or []),
-                "secondary_muscles": list(exercise.get("secondary_muscles") or []),
-            }
+            fields = {key: exercise.get(key) for key in EXERCISE_FIELDS if key in exercise}
+            fields["name"] = exercise.get("name") or exercise["id"]
+            for key in ("primary_muscles", "secondary_muscles"):
+                fields[key] = list(exercise.get(key) or [])
             await self.exercises.update_one({"_id": exercise["id"]}, {"$set": fields}, upsert=True)
 
     async def _store_set(self, user_id: str, workout_id: str, item: Mapping[str, Any]) -> None:
@@ -120,6 +142,7 @@ class TrainingLog:
             "exercise_id": item.get("exercise_id"),
             "primary_muscles": exercise.get("primary_muscles", []),
             "secondary_muscles": exercise.get("secondary_muscles", []),
+            "force": exercise.get("force"),
             "reps": int(item.get("reps") or 0),
             "weight_kg": float(item.get("weight_kg") or 0.0),
             "rpe": item.get("rpe"),

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
+from fittracker_plugins.ai.catalog import CatalogSource
 from fittracker_plugins.ai.progression import ProgressionParams
 from fittracker_plugins.ai.readmodel import TrainingLog
 from fittracker_plugins.ai.recovery import RecoveryParams
@@ -19,6 +20,7 @@ class Ai:
     log: TrainingLog
     recovery: RecoveryParams
     progression: ProgressionParams
+    catalog: CatalogSource
 
 
 AI = web.AppKey("fittracker_plugins.ai", Ai)
@@ -26,6 +28,14 @@ AI = web.AppKey("fittracker_plugins.ai", Ai)
 
 def ai_of(request: web.Request) -> Ai:
     return request.app[AI]
+
+
+def bearer_token(request: web.Request) -> str:
+    """The caller's access token, relayed when the AI calls another plug-in on their behalf."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.query.get("access_token", "")
 
 
 def setup_state(app: web.Application, ctx: PluginContext) -> Ai:
@@ -44,6 +54,7 @@ def setup_state(app: web.Application, ctx: PluginContext) -> Ai:
         progression=ProgressionParams(
             rep_min=rep_min, rep_max=rep_max, target_rpe=float(settings["target_rpe"])
         ),
+        catalog=CatalogSource(ctx.services, float(settings["catalog_ttl_s"])),
     )
     app[AI] = state
 

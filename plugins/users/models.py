@@ -26,6 +26,11 @@ Experience = Literal["beginner", "intermediate", "advanced"]
 Units = Literal["kg", "lb"]
 Goal = Literal["strength", "hypertrophy", "endurance", "fat_loss", "general", "mobility"]
 GOALS: tuple[str, ...] = ("strength", "hypertrophy", "endurance", "fat_loss", "general", "mobility")
+# The exercise catalog's muscle names (an injured or excluded muscle must be one of them).
+Muscle = Literal[
+    "abdominals", "abductors", "adductors", "biceps", "calves", "chest", "forearms", "glutes", "hamstrings",
+    "lats", "lower back", "middle back", "neck", "quadriceps", "shoulders", "traps", "triceps",
+]  # fmt: skip
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
@@ -111,7 +116,7 @@ class TokenPair(_Response):
 # --- profiles --------------------------------------------------------------------------------
 
 
-NOT_NULLABLE = ("name", "goals", "equipment", "units", "public")
+NOT_NULLABLE = ("name", "goals", "equipment", "excluded_muscles", "units", "public")
 
 
 def _not_nullable_schema(schema: dict[str, Any]) -> None:
@@ -142,6 +147,9 @@ class ProfileUpdate(_Request):
     experience: Experience | None = None
     goals: Annotated[list[Goal], Field(max_length=6)] | None = None
     equipment: Annotated[list[EquipmentItem], Field(max_length=30)] | None = None
+    excluded_muscles: Annotated[list[Muscle], Field(max_length=17)] | None = Field(
+        default=None, description="muscles to leave out of suggestions (an injury, say)"
+    )
     units: Units | None = None
     days_per_week: Annotated[int, Field(ge=1, le=7, strict=True)] | None = None
     bio: Annotated[str, Field(max_length=500)] | None = None
@@ -160,7 +168,7 @@ class ProfileUpdate(_Request):
     def _printable_name(cls, value: str | None) -> str | None:
         return None if value is None else printable(value)
 
-    @field_validator("goals", "equipment")
+    @field_validator("goals", "equipment", "excluded_muscles")
     @classmethod
     def _unique(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _dedupe(value)
@@ -204,6 +212,7 @@ class Profile(_Response):
     experience: Experience | None
     goals: list[Goal]
     equipment: list[str]
+    excluded_muscles: list[str]
     units: Units
     days_per_week: int | None
     bio: str | None

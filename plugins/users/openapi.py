@@ -129,7 +129,8 @@ def profile_paths() -> dict[str, Any]:
                 body=ProfileUpdate,
                 security=BEARER,
                 description="Only the fields sent change; unknown fields are refused. `goals` are among "
-                f"{', '.join(GOALS)}. Publishes `profile.updated` with the fields that changed "
+                f"{', '.join(GOALS)}; `excluded_muscles` (an injury, say) are left out of the AI's "
+                "suggestions. Publishes `profile.updated` with the fields that changed "
                 "and their new values.",
             ),
         },

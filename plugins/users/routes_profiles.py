@@ -32,6 +32,7 @@ async def own_profile(store: UserStore, doc: Document) -> ProfileView:
         experience=doc.get("experience"),
         goals=doc.get("goals") or [],
         equipment=doc.get("equipment") or [],
+        excluded_muscles=doc.get("excluded_muscles") or [],
         units=doc.get("units") or "kg",
         days_per_week=doc.get("days_per_week"),
         bio=doc.get("bio"),

@@ -5,7 +5,7 @@ Collections:
 - ``users``: one document per account, with its profile fields flat on it::
 
       {_id, email, name, name_key, name_words, role, password_hash, public,
-       height_cm, weight_kg, birth_date, sex, experience, goals, equipment, units,
+       height_cm, weight_kg, birth_date, sex, experience, goals, equipment, excluded_muscles, units,
        days_per_week, bio, timezone, created_at, updated_at}
 
   ``email`` has a unique index: two concurrent registrations of one address cannot both win.
@@ -40,6 +40,7 @@ PROFILE_DEFAULTS: dict[str, Any] = {
     "experience": None,
     "goals": [],
     "equipment": [],
+    "excluded_muscles": [],
     "units": "kg",
     "days_per_week": None,
     "bio": None,
@@ -101,6 +102,7 @@ class UserStore:
             **PROFILE_DEFAULTS,
             "goals": [],
             "equipment": [],
+            "excluded_muscles": [],
             "created_at": now,
             "updated_at": now,
         }

@@ -38,9 +38,16 @@ def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"field": field, "message": message}])
 
 
+# What events say of an exercise: enough for other plug-ins' read models (the AI's push/pull
+# balance needs ``force``).
+EVENT_EXERCISE_FIELDS = (
+    *("id", "name", "category", "force", "mechanic", "equipment"),
+    *("primary_muscles", "secondary_muscles"),
+)
+
+
 def exercise_info(exercise: Mapping[str, Any]) -> Document:
-    keys = ("id", "name", "primary_muscles", "secondary_muscles")
-    return {key: exercise.get(key) for key in keys}
+    return {key: exercise.get(key) for key in EVENT_EXERCISE_FIELDS}
 
 
 def weight_of(body: SetCreate | SetUpdate) -> float | None:

@@ -33,6 +33,10 @@ async def test_start_log_and_get(logbook_client: Client, logbook_events: Logbook
     assert event.data["exercise"] == {
         "id": BENCH,
         "name": "Barbell Bench Press - Medium Grip",
+        "category": "strength",
+        "force": "push",
+        "mechanic": "compound",
+        "equipment": "barbell",
         "primary_muscles": ["chest"],
         "secondary_muscles": ["shoulders", "triceps"],
     }
