@@ -6,8 +6,9 @@ are registered the same way: through the ``fittracker`` entry-point group.
 
 Per-plug-in hooks (``fittracker_plugin_info`` … ``fittracker_health``) are called by the core
 once for EACH plug-in with that plug-in's own context; they are never broadcast, so a
-plug-in only ever sees its own ``app`` and ``ctx``. Extension points (none in the core yet)
-are ordinary broadcast hooks that built-in plug-ins call to let others add behaviour.
+plug-in only ever sees its own ``app`` and ``ctx``. Extension points (push providers,
+recommenders) are ordinary broadcast hooks that built-in plug-ins call to let others add
+behaviour.
 
 Hooks are synchronous; those that need I/O return coroutines or register cleanup contexts,
 because an async ``firstresult`` hook would silently return its first coroutine.
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from fittracker.bus import Handler
     from fittracker.cli_commands import CliCommand
+    from fittracker.coaching import Recommender
     from fittracker.context import PluginContext
     from fittracker.plugins import PluginInfo
     from fittracker.push import PushProvider
@@ -153,5 +155,18 @@ def fittracker_push_providers(ctx: PluginContext) -> Sequence[PushProvider]:
     a later plug-in's provider for the same platform replaces an earlier one.
 
     :returns: :class:`fittracker.push.PushProvider` objects (possibly none).
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def fittracker_recommenders(ctx: PluginContext) -> Sequence[Recommender]:
+    """Supply or re-rank the AI's daily recommendations (broadcast: every plug-in may answer).
+
+    Called by the AI plug-in at its start-up, with ITS context. On each recommendation the
+    recommenders run in plug-in order over the built-in ranking; the AI plug-in re-applies
+    its hard rules to whatever they return (see :mod:`fittracker.coaching`).
+
+    :returns: :class:`fittracker.coaching.Recommender` objects (possibly none).
     """
     raise NotImplementedError

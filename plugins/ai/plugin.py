@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from fittracker_plugins.ai import __version__, routes
+from fittracker_plugins.ai import __version__, routes, routes_coach
 from fittracker_plugins.ai.state import AI, setup_state
 
 from fittracker import PluginContext, PluginInfo, Setting, hookimpl
@@ -18,7 +18,7 @@ from fittracker.bus import Handler
 from fittracker.openapi import merge_areas
 
 PREFIXES = ("/api/v1/ai",)
-AREAS = (routes,)
+AREAS = (routes, routes_coach)
 
 
 @hookimpl
@@ -41,6 +41,10 @@ def fittracker_config_defaults() -> Mapping[str, Any]:
         "rep_min": Setting(5, "bottom of the double-progression rep range", min=1, max=30),
         "rep_max": Setting(8, "top of the double-progression rep range", min=1, max=30),
         "target_rpe": Setting(8.0, "RPE that autoregulation aims for", min=5.0, max=10.0),
+        "min_recovery_pct": Setting(
+            70.0, "recommendations leave out exercises working a muscle less recovered", min=0.0, max=100.0
+        ),
+        "exercises_per_session": Setting(5, "exercises in a recommended session", min=3, max=10),
         "catalog_ttl_s": Setting(
             600.0, "seconds the exercise catalog read from the workouts API is kept", min=0.0
         ),

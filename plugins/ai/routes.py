@@ -19,6 +19,7 @@ from fittracker_plugins.ai.models import (
 from fittracker_plugins.ai.progression import prescribe, sessions_of
 from fittracker_plugins.ai.recovery import WINDOW, muscle_report
 from fittracker_plugins.ai.state import ai_of
+from fittracker_plugins.ai.units import shown
 
 from fittracker import NotFound, PluginContext, ValidationFailed, require_user
 from fittracker.http import json_response, read_query
@@ -27,7 +28,6 @@ from fittracker.openapi import json_response as doc_response
 
 BASE = "/api/v1/ai"
 TAG = "ai"
-KG_PER_LB = 0.45359237
 
 
 async def recovery(request: web.Request) -> web.Response:
@@ -54,15 +54,13 @@ async def progression(request: web.Request) -> web.Response:
     last = sessions[-1]
     plan = prescribe(sessions, last.sets[-1].get("primary_muscles") or [], state.progression)
     units = query.units or "kg"
-    # Pounds are shown on a 2.5 lb grid, the smallest common plate pair.
-    shown = plan["weight_kg"] if units == "kg" else round(plan["weight_kg"] / KG_PER_LB / 2.5) * 2.5
     body = {
         "exercise_id": exercise_id,
         "exercise_name": await state.log.exercise_name(exercise_id) or exercise_id,
         "units": units,
         "method": plan["method"],
         "target": {
-            "weight": shown,
+            "weight": shown(plan["weight_kg"], units),
             "weight_kg": plan["weight_kg"],
             "reps": plan["reps"],
             "sets": plan["sets"],

@@ -3,10 +3,10 @@
 Shared by daily recommendations, plans and alternatives, so all three agree on the rules.
 
 **Allowed** (hard rules, each refusal has a reason): lifting categories only (no stretches,
-cardio or jumps); usable with the user's equipment (body-only work always is; no equipment in
-the profile is read as a full gym); no primary muscle among the excluded ones (an injury) and
-no excluded muscle among its secondary ones either; ``expert`` exercises are not given to
-beginners.
+cardio or jumps; olympic lifts and strongman events only once the user has logged them, as
+they need coaching and special kit); usable with the user's equipment (body-only work always
+is; no equipment in the profile is read as a full gym); no excluded muscle (an injury) among
+its primary or secondary muscles; ``expert`` exercises are not given to beginners.
 
 **Score** (soft preferences, higher is better)::
 
@@ -15,6 +15,7 @@ beginners.
           + 1.0  if compound (a movement over several joints)
           + 0.5  if loadable (it takes external weight, so it can progress in small steps)
           + 0.5  if its level matches the user's experience
+          - 1.5  if it needs unusual equipment (the catalog's "other": sleds, logs, sandbags...)
           - 0.5  per secondary muscle that is below the recovery threshold (soft: it works less)
 
 Ties are broken by name, so the same inputs always give the same answer.
@@ -31,6 +32,7 @@ from fittracker_plugins.ai.catalog import FREE, Catalog, Exercise, normalize_equ
 EVERYTHING = frozenset({"everything"})
 LEVELS = {"beginner": "beginner", "intermediate": "intermediate", "advanced": "expert"}
 FAMILIAR_SESSIONS = 4
+SPECIALIST = frozenset({"olympic weightlifting", "strongman"})
 # The staples of each pattern, in the catalog's ids (checked against the catalog by a test).
 STAPLES: frozenset[str] = frozenset(
     {
@@ -131,10 +133,12 @@ class Choice:
     reason: str
 
 
-def refusal(exercise: Exercise, c: Constraints) -> str | None:
+def refusal(exercise: Exercise, c: Constraints, familiar: Collection[str] = ()) -> str | None:
     """Why ``exercise`` may not be suggested to this user, or ``None`` when it may."""
     if not exercise.is_lift:
         return f"{exercise.name} is {exercise.category or 'not a lift'}, not strength work"
+    if exercise.category in SPECIALIST and exercise.id not in familiar:
+        return f"{exercise.name} is a specialist lift ({exercise.category}) you have not logged yet"
     if not exercise.usable_with(c.equipment):
         return f"{exercise.name} needs {exercise.equipment}, which is not in your equipment"
     hurt = c.excluded_muscles & {*exercise.primary_muscles, *exercise.secondary_muscles}
@@ -167,6 +171,9 @@ def score(
     if exercise.equipment not in FREE:
         points += 0.5
         why.append(f"loadable ({exercise.equipment})")
+    if exercise.equipment == "other":
+        points -= 1.5
+        why.append("but needs unusual equipment")
     if exercise.level == LEVELS.get(c.experience):
         points += 0.5
         why.append(f"{exercise.level} level")
@@ -197,7 +204,7 @@ def rank(
             continue
         if muscle is not None and (not exercise.primary_muscles or exercise.primary_muscles[0] != muscle):
             continue
-        if refusal(exercise, c) is not None:
+        if refusal(exercise, c, familiar) is not None:
             continue
         points, why = score(exercise, c, familiar, tired)
         found.append(Choice(exercise, points, "; ".join(why)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from fittracker_plugins.ai.catalog import CatalogSource
@@ -12,6 +12,7 @@ from fittracker_plugins.ai.readmodel import TrainingLog
 from fittracker_plugins.ai.recovery import RecoveryParams
 
 from fittracker import PluginContext
+from fittracker.coaching import Recommender
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class Ai:
     recovery: RecoveryParams
     progression: ProgressionParams
     catalog: CatalogSource
+    recommenders: list[Recommender] = field(default_factory=list)
 
 
 AI = web.AppKey("fittracker_plugins.ai", Ai)
@@ -36,6 +38,15 @@ def bearer_token(request: web.Request) -> str:
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
     return request.query.get("access_token", "")
+
+
+def hook_recommenders(ctx: PluginContext) -> list[Recommender]:
+    """Recommenders from plug-ins, in registration order (the first re-ranks first)."""
+    if ctx.hooks is None:
+        return []
+    answers = ctx.hooks.fittracker_recommenders(ctx=ctx)
+    # pluggy calls the most recently registered implementation first.
+    return [recommender for answer in reversed(answers) for recommender in answer or ()]
 
 
 def setup_state(app: web.Application, ctx: PluginContext) -> Ai:
@@ -60,6 +71,7 @@ def setup_state(app: web.Application, ctx: PluginContext) -> Ai:
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await state.log.start()
+        state.recommenders[:] = hook_recommenders(ctx)
         # In the background: a long log must not delay start-up; live events keep flowing meanwhile.
         await ctx.jobs.spawn(state.log.rebuild_if_empty(ctx))
         yield
