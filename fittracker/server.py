@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -13,11 +15,13 @@ from aiohttp import web
 
 from fittracker import __version__
 from fittracker.app import build_app
-from fittracker.config import Settings
+from fittracker.config import ENV_PREFIX, Settings
 from fittracker.plugins import Discovery
 from fittracker.runtime import RUNTIME
 
 log = logging.getLogger("fittracker.server")
+# How workers learn where the router listens when server.public_url is not set.
+PUBLIC_URL_ENV_VAR = f"{ENV_PREFIX}SERVER__PUBLIC_URL"
 
 
 async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True) -> None:
@@ -28,24 +32,37 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = build_app(settings, found)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=server["shutdown_timeout"])
-    await runner.setup()
-    runtime = app[RUNTIME]
-    supervisor = runtime.split.supervisor if runtime.split is not None else None
-    if supervisor is not None:
-        # Open the door once the workers can serve; SIGHUP rolls them one by one.
-        within = float(settings.section("supervisor")["ready_timeout_s"])
-        if not await supervisor.wait_ready(within):
-            log.warning("not every worker is ready yet; serving with those that are")
-        rolling: set[asyncio.Task[None]] = set()
-        loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(loop, supervisor.rolling_restart(), rolling))
-    site = web.TCPSite(runner, server["host"], server["port"], reuse_address=True)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    # Bind before the app starts: the supervisor starts workers during start-up, and they (built
+    # from the TOML file alone, without our --host/--port) must be told where we really listen.
+    socks = bind_sockets(server["host"], server["port"])
+    try:
+        app = build_app(settings, found)
+        runtime = app[RUNTIME]
+        supervisor = runtime.split.supervisor if runtime.split is not None else None
+        if not server["public_url"]:
+            internal = internal_url(socks[0])
+            runtime.services.base_url = internal
+            if supervisor is not None:
+                supervisor.set_env(PUBLIC_URL_ENV_VAR, internal)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=server["shutdown_timeout"])
+        await runner.setup()
+        if supervisor is not None:
+            # Open the door once the workers can serve; SIGHUP rolls them one by one.
+            within = float(settings.section("supervisor")["ready_timeout_s"])
+            if not await supervisor.wait_ready(within):
+                log.warning("not every worker is ready yet; serving with those that are")
+            rolling: set[asyncio.Task[None]] = set()
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: _spawn(loop, supervisor.rolling_restart(), rolling)
+            )
+        for sock in socks:  # from now on the sites own (and close) them
+            await web.SockSite(runner, sock).start()
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    host, port = socks[0].getsockname()[:2]
     url = f"http://{host}:{port}"
-    if not server["public_url"]:
-        runtime.services.base_url = url
     served = sorted([*runtime.contexts, *(runtime.split.proxies if runtime.split else ())])
     plugins = ", ".join(served) or "none"
     log.info("listening", extra={"url": url, "plugins": served, "version": __version__})
@@ -61,6 +78,36 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("stopped")
+
+
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` names (as asyncio would bind), all on one port.
+
+    ``""`` means every interface. With port 0 the first socket picks a free port and the
+    others take the same one.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    socks: list[socket.socket] = []
+    try:
+        for family, address in dict.fromkeys((info[0], info[4]) for info in infos):
+            if socks and port == 0:
+                address = (address[0], socks[0].getsockname()[1], *address[2:])
+            # As aiohttp did: SO_REUSEADDR (on POSIX), and IPv6 sockets are IPv6-only.
+            socks.append(socket.create_server(address, family=family))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def internal_url(sock: socket.socket) -> str:
+    """Where this process can reach a listening socket: loopback when it listens on a wildcard."""
+    host, port = sock.getsockname()[:2]
+    ip = ipaddress.ip_address(host)
+    if ip.is_unspecified:
+        ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+    return f"http://{ip}:{port}" if ip.version == 4 else f"http://[{ip}]:{port}"
 
 
 def _spawn(

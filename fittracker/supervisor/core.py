@@ -115,6 +115,10 @@ class Supervisor:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def set_env(self, name: str, value: str) -> None:
+        """Set ``name=value`` in the environment of every worker process started from now on."""
+        self._extra_env[name] = value
+
     async def start(self) -> None:
         """Start every worker; returns at once (see :meth:`wait_ready`)."""
         self._socket_dir.mkdir(parents=True, exist_ok=True)
