@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fittracker_plugins.ai.athletes import Athlete
+from fittracker_plugins.ai.progression import ProgressionParams
+
 GOALS = ("strength", "hypertrophy", "endurance", "fat_loss", "general")
 EXPERIENCES = ("beginner", "intermediate", "advanced")
 
@@ -64,3 +67,13 @@ def prescription(goal: str) -> Prescription:
 def weekly_target(experience: str) -> float:
     low, high = WEEKLY_SETS.get(experience, WEEKLY_SETS["beginner"])
     return (low + high) / 2
+
+
+def progression_params(athlete: Athlete, default: ProgressionParams, compound: bool) -> ProgressionParams:
+    """The rep range and RPE targets progress within: the user's goal when they named one, else
+    the configured defaults (``ai.rep_min``, ``ai.rep_max``, ``ai.target_rpe``)."""
+    if not athlete.goals:
+        return default
+    goal = prescription(athlete.goal)
+    low, high = goal.reps(compound)
+    return ProgressionParams(rep_min=low, rep_max=high, target_rpe=goal.target_rpe)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from fittracker_plugins.ai import __version__, routes, routes_coach
+from fittracker_plugins.ai import __version__, routes, routes_coach, routes_insights
 from fittracker_plugins.ai.state import AI, setup_state
 
 from fittracker import PluginContext, PluginInfo, Setting, hookimpl
@@ -18,7 +18,7 @@ from fittracker.bus import Handler
 from fittracker.openapi import merge_areas
 
 PREFIXES = ("/api/v1/ai",)
-AREAS = (routes, routes_coach)
+AREAS = (routes, routes_coach, routes_insights)
 
 
 @hookimpl
@@ -65,4 +65,5 @@ def fittracker_openapi(ctx: PluginContext) -> Mapping[str, Any]:
 
 @hookimpl
 def fittracker_event_handlers(ctx: PluginContext, app: web.Application) -> Mapping[str, Handler]:
-    return app[AI].log.handlers()
+    state = app[AI]
+    return {**state.log.handlers(), **state.coach.handlers()}

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from fittracker_plugins.ai import predictions
+from fittracker_plugins.ai.goals import progression_params
 from fittracker_plugins.ai.models import (
     NoQuery,
     Prediction,
@@ -52,7 +53,10 @@ async def progression(request: web.Request) -> web.Response:
             f"you have logged no work sets of exercise {exercise_id!r}, so there is nothing to progress from"
         )
     last = sessions[-1]
-    plan = prescribe(sessions, last.sets[-1].get("primary_muscles") or [], state.progression)
+    athlete = await state.log.athletes.get(user.user_id)
+    known = await state.log.exercise(exercise_id) or {}
+    params = progression_params(athlete, state.progression, known.get("mechanic") != "isolation")
+    plan = prescribe(sessions, last.sets[-1].get("primary_muscles") or [], params)
     units = query.units or "kg"
     body = {
         "exercise_id": exercise_id,
@@ -74,7 +78,7 @@ async def progression(request: web.Request) -> web.Response:
             "e1rm_kg": last.e1rm,
         },
         "sessions": len(sessions),
-        "model": asdict(state.progression),
+        "model": asdict(params),
     }
     return json_response(body)
 

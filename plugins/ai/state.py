@@ -10,6 +10,7 @@ from fittracker_plugins.ai.catalog import CatalogSource
 from fittracker_plugins.ai.progression import ProgressionParams
 from fittracker_plugins.ai.readmodel import TrainingLog
 from fittracker_plugins.ai.recovery import RecoveryParams
+from fittracker_plugins.ai.tips import Coach
 
 from fittracker import PluginContext
 from fittracker.coaching import Recommender
@@ -22,6 +23,7 @@ class Ai:
     recovery: RecoveryParams
     progression: ProgressionParams
     catalog: CatalogSource
+    coach: Coach
     recommenders: list[Recommender] = field(default_factory=list)
 
 
@@ -55,17 +57,18 @@ def setup_state(app: web.Application, ctx: PluginContext) -> Ai:
     rep_min, rep_max = int(settings["rep_min"]), int(settings["rep_max"])
     if rep_min > rep_max:
         raise ValueError(f"ai: rep_min ({rep_min}) must not exceed rep_max ({rep_max})")
+    log = TrainingLog(ctx.db)
+    progression = ProgressionParams(rep_min, rep_max, float(settings["target_rpe"]))
     state = Ai(
         ctx=ctx,
-        log=TrainingLog(ctx.db),
+        log=log,
         recovery=RecoveryParams(
             time_constant_h=float(settings["recovery_time_constant_h"]),
             capacity=float(settings["recovery_capacity"]),
         ),
-        progression=ProgressionParams(
-            rep_min=rep_min, rep_max=rep_max, target_rpe=float(settings["target_rpe"])
-        ),
+        progression=progression,
         catalog=CatalogSource(ctx.services, float(settings["catalog_ttl_s"])),
+        coach=Coach(ctx, log, progression),
     )
     app[AI] = state
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from fittracker_plugins.ai.athletes import Athlete
 from fittracker_plugins.ai.catalog import Catalog, Exercise
-from fittracker_plugins.ai.goals import SETS_PER_EXERCISE, prescription
-from fittracker_plugins.ai.progression import ProgressionParams, prescribe, sessions_of
+from fittracker_plugins.ai.goals import SETS_PER_EXERCISE, prescription, progression_params
+from fittracker_plugins.ai.progression import prescribe, sessions_of
 from fittracker_plugins.ai.recommend import (
     MIN_EXERCISES,
     Situation,
@@ -188,8 +188,8 @@ async def _prescribed(
     s: Situation,
     units: str,
 ) -> dict[str, Any]:
-    goal = prescription(athlete.goal)
-    low, high = goal.reps(exercise.mechanic == "compound")
+    params = progression_params(athlete, state.progression, exercise.mechanic == "compound")
+    low, high, rpe = params.rep_min, params.rep_max, params.target_rpe
     item: dict[str, Any] = {
         "exercise_id": exercise.id,
         "exercise_name": exercise.name,
@@ -200,8 +200,8 @@ async def _prescribed(
         "reps": low,
         "reps_min": low,
         "reps_max": high,
-        "rest_s": goal.rest_s,
-        "target_rpe": goal.target_rpe,
+        "rest_s": prescription(athlete.goal).rest_s,
+        "target_rpe": rpe,
         "weight_kg": None,
         "weight": None,
         "units": units,
@@ -209,14 +209,13 @@ async def _prescribed(
     }
     history = sessions_of(await state.log.exercise_sets(user_id, exercise.id, last=HISTORY_SETS))
     if not history:
-        reserve = 10 - goal.target_rpe
+        reserve = 10 - rpe
         item["reason"] = (
             f"{candidate.reason}. No history yet: start with a weight you could lift about "
-            f"{high + round(reserve)} times, do {low}-{high} reps (RPE {goal.target_rpe:g}, "
+            f"{high + round(reserve)} times, do {low}-{high} reps (RPE {rpe:g}, "
             f"{reserve:g} reps in reserve), then log it"
         )
         return item
-    params = ProgressionParams(rep_min=low, rep_max=high, target_rpe=goal.target_rpe)
     plan = prescribe(history, exercise.primary_muscles, params)
     item.update(reps=plan["reps"], weight_kg=plan["weight_kg"], weight=shown(plan["weight_kg"], units))
     item["reason"] = f"{candidate.reason}. Target: {plan['reason']}"

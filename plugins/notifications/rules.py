@@ -168,7 +168,8 @@ class Rules:
             title=str(event.data.get("title") or "A tip from your coach"),
             body=str(body),
             data=dict(event.data.get("data") or {}),
-            idempotency_key=f"{event.id}:tip",
+            # A publisher that may send one tip twice (at-least-once) names it with ``tip_id``.
+            idempotency_key=f"tip:{event.data['tip_id']}" if event.data.get("tip_id") else f"{event.id}:tip",
         )
 
     async def on_routine_rated(self, event: Event) -> None:

@@ -88,16 +88,25 @@ async def test_todays_work_and_tired_muscles_are_left_out(make_client: MakeClien
 async def test_a_known_lift_gets_a_target_weight(make_client: MakeClient) -> None:
     client = await make_client(plugins=PLUGINS, config=CONFIG)
     who = await signed_in(client)
+    await profile(client, who, goals=["hypertrophy"])
+    await until_profile_seen(client, who, "for a hypertrophy goal")
     # Eight days ago (the API only logs "now", so the workouts plug-in's event is published
-    # as it would have been then): 3 x 10 at 30 kg, RPE 7.5. Out of this week's coverage,
-    # but a familiar lift.
+    # as it would have been then): 3 x 10 at 30 kg, RPE 8. Out of this week's coverage, but
+    # a familiar lift.
     bus = client.app[RUNTIME].bus
     when = (datetime.now(UTC) - timedelta(days=8)).isoformat()
-    press = {"id": "Dumbbell_Bench_Press", "name": "Dumbbell Bench Press", "category": "strength"}
+    press: dict[str, Any] = {"id": "Dumbbell_Bench_Press", "name": "Dumbbell Bench Press"}
+    press["category"] = "strength"
     press |= {"force": "push", "mechanic": "compound", "equipment": "dumbbell"}
     press |= {"primary_muscles": ["chest"], "secondary_muscles": ["shoulders", "triceps"]}
     for n in range(3):
-        item = {"id": f"s{n}", "exercise_id": press["id"], "reps": 10, "weight_kg": 30.0, "rpe": 7.5}
+        item: dict[str, Any] = {
+            "id": f"s{n}",
+            "exercise_id": press["id"],
+            "reps": 10,
+            "weight_kg": 30.0,
+            "rpe": 8.0,
+        }
         item |= {"set_type": "normal", "logged_at": when}
         data = {"user_id": who.user_id, "workout_id": "w-old", "set": item, "exercise": press}
         await bus.publish("workout.set_logged", data, source="fittracker/workouts")
@@ -108,10 +117,16 @@ async def test_a_known_lift_gets_a_target_weight(make_client: MakeClient) -> Non
         await asyncio.sleep(0.025)
     body = await recommendations(client, who)
     item = next(i for i in body["exercises"] if i["exercise_id"] == press["id"])
-    # General goal, compound: 8-12 reps at RPE 7.5; 10 reps done -> same weight, one rep more.
-    assert (item["weight_kg"], item["reps"], item["reps_max"]) == (30.0, 11, 12)
+    # Hypertrophy, compound: 6-10 reps at RPE 8; every set reached 10 at RPE 8 -> double
+    # progression: +1.25 kg (upper body), back to 6 reps.
+    assert (item["weight_kg"], item["reps"], item["reps_min"], item["reps_max"]) == (31.25, 6, 6, 10)
+    assert item["target_rpe"] == 8.0 and item["rest_s"] == 90
     assert "you have logged it in 1 session" in item["reason"]
-    assert "keep the weight and aim for 11 reps" in item["reason"]
+    assert "add 1.25 kg and restart at 6 reps" in item["reason"]
+
+    resp = await client.get(f"{AI}/progression/{press['id']}", headers=who.headers)
+    body = await resp.json()  # the progression endpoint agrees: the same goal, the same target
+    assert body["target"]["weight_kg"] == 31.25 and body["model"]["rep_max"] == 10
 
 
 async def test_bad_queries(make_client: MakeClient) -> None:
