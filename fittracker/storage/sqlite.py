@@ -119,55 +119,99 @@ def _pred(op: str, arg: Any, ops: Mapping[str, Any]) -> Pred:
     return lambda x, t: (f"({t} = 'text' AND {x} REGEXP ?)", [pattern])
 
 
-def _any(segments: list[str], pred: Pred, aliases: Iterator[int], src: str = "doc") -> Sql:
+# A condition on one path: (the test of its scalar value, the tests that some element of an
+# array on the path, or on a parent path, passes; none when the path cannot hold an array).
+Split = tuple[Sql, list[Sql]]
+
+
+def _either(split: Split) -> Sql:
+    scalar, arrays = split
+    return _join(" OR ", [scalar, *arrays]) if arrays else scalar
+
+
+def _any(segments: list[str], pred: Pred, aliases: Iterator[int], src: str = "doc") -> Split:
     """SQL true when any value the path reaches satisfies ``pred`` (Mongo's array semantics)."""
     if src == "doc" and segments == ["_id"]:
-        return pred("id", "'text'")
+        return pred("id", "'text'"), []
     path = _jpath(segments)
-    terms = [pred(f"json_extract({src}, {path})", f"json_type({src}, {path})")]
+    scalar = pred(f"json_extract({src}, {path})", f"json_type({src}, {path})")
     # Each array branch starts with a json_type test that the partial indexes made by
     # create_index answer, so the whole OR stays indexable (MULTI-INDEX OR).
     alias = f"j{next(aliases)}"
     inner, params = pred(f"{alias}.value", f"{alias}.type")
     each = f"SELECT 1 FROM json_each({src}, {path}) AS {alias} WHERE {inner}"
-    terms.append((f"(json_type({src}, {path}) = 'array' AND EXISTS ({each}))", params))
+    arrays = [(f"(json_type({src}, {path}) = 'array' AND EXISTS ({each}))", params)]
     for i in range(1, len(segments)):
         prefix, alias = _jpath(segments[:i]), f"j{next(aliases)}"
-        inner, params = _any(segments[i:], pred, aliases, f"{alias}.value")
+        inner, params = _either(_any(segments[i:], pred, aliases, f"{alias}.value"))
         each = (
             f"SELECT 1 FROM json_each({src}, {prefix}) AS {alias} WHERE {alias}.type = 'object' AND {inner}"
         )
-        terms.append((f"(json_type({src}, {prefix}) = 'array' AND EXISTS ({each}))", params))
-    return _join(" OR ", terms)
+        arrays.append((f"(json_type({src}, {prefix}) = 'array' AND EXISTS ({each}))", params))
+    return scalar, arrays
+
+
+def _expand(splits: list[Split]) -> Sql:
+    """The AND of the conditions, as an OR whose first term tests scalars only.
+
+    ``(s1 OR a1) AND (s2 OR a2)`` equals ``(s1 AND s2) OR (a1 AND (s2 OR a2)) OR (a2 AND (s1 OR a1))``
+    (a row failing ``s1 AND s2`` fails some ``sj``, so it needs ``aj`` and the others). Written
+    this way the first term can use a compound index over all the fields (equality on the first,
+    a range on the next...), and every other term starts with one array test that the small
+    partial indexes answer; as a plain AND of ORs, SQLite could use only one column of an index.
+    """
+    scalars = _join(" AND ", [scalar for scalar, _ in splits])
+    terms = [scalars]
+    for j, (_, arrays) in enumerate(splits):
+        others = [_either(split) for i, split in enumerate(splits) if i != j]
+        terms += [_join(" AND ", [branch, *others]) for branch in arrays]
+    return _join(" OR ", terms) if len(terms) > 1 else scalars
 
 
 _NEGATIONS = {"$ne": "$eq", "$nin": "$in"}
+_ARRAY_PATH = re.compile(r"json_type\(doc, '\$\.([A-Za-z0-9_.]+)'\)")
 
 
-def _field(segments: list[str], ops: Mapping[str, Any], aliases: Iterator[int]) -> Sql:
-    parts: list[Sql] = []
+def _field(segments: list[str], ops: Mapping[str, Any], aliases: Iterator[int]) -> list[Split]:
+    parts: list[Split] = []
     for op, arg in ops.items():
         if op in _NEGATIONS or op == "$not" or (op == "$exists" and not arg):
             # Negations hold for missing fields too; COALESCE turns SQL's NULL into "no match".
             pos = {"$exists": True} if op == "$exists" else arg if op == "$not" else {_NEGATIONS[op]: arg}
-            sql, params = _field(segments, pos, aliases)
-            parts.append((f"NOT COALESCE({sql}, 0)", params))
+            sql, params = _join(" AND ", [_either(s) for s in _field(segments, pos, aliases)])
+            parts.append(((f"NOT COALESCE({sql}, 0)", params), []))
         elif op != "$options":  # $options is read together with $regex
             parts.append(_any(segments, _pred(op, arg, ops), aliases))
-    return _join(" AND ", parts)
+    return parts
 
 
-def compile_filter(flt: Filter, aliases: Iterator[int] | None = None) -> Sql:
-    """Translate a validated filter into a WHERE clause and its parameters."""
+def compile_filter(
+    flt: Filter, aliases: Iterator[int] | None = None, indexed: frozenset[str] = frozenset()
+) -> Sql:
+    """Translate a validated filter into a WHERE clause and its parameters.
+
+    ``indexed`` names the paths whose array branches have partial indexes (see
+    :meth:`SqliteCollection.create_index`): conditions on them are combined by :func:`_expand`;
+    any other condition is ANDed as it is (an OR term the planner cannot index would make it
+    scan the table for the whole OR).
+    """
     aliases = aliases if aliases is not None else itertools.count()
-    parts: list[Sql] = []
+    fixed: list[Sql] = []
+    open_: list[Split] = []
     for key, cond in flt.items():
         if key in ("$and", "$or"):
-            parts.append(_join(f" {key[1:].upper()} ", [compile_filter(sub, aliases) for sub in cond]))
-        else:
-            ops = cond if q.is_operator_dict(cond) else {"$eq": cond}
-            parts.append(_field(key.split("."), ops, aliases))
-    return _join(" AND ", parts)
+            subs = [compile_filter(sub, aliases, indexed) for sub in cond]
+            fixed.append(_join(f" {key[1:].upper()} ", subs))
+            continue
+        segments = key.split(".")
+        ops = cond if q.is_operator_dict(cond) else {"$eq": cond}
+        covered = all(".".join(segments[:i]) in indexed for i in range(1, len(segments) + 1))
+        for split in _field(segments, ops, aliases):
+            if covered and split[1]:
+                open_.append(split)
+            else:
+                fixed.append(_either(split))
+    return _join(" AND ", [*fixed, _expand(open_)] if open_ else fixed)
 
 
 def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
@@ -192,6 +236,7 @@ class SqliteCollection:
         self._table = f'"{name}"'
         self._insert = f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)"
         self._delete_sql = f"DELETE FROM {self._table} WHERE id IN"
+        self._array_paths: frozenset[str] | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         def wrapped(conn: sqlite3.Connection) -> T:
@@ -200,13 +245,29 @@ class SqliteCollection:
 
         return await self._db._run(wrapped)
 
+    async def _indexed_paths(self) -> frozenset[str]:
+        """Paths with an array partial index (read from the schema once; create_index resets)."""
+        if self._array_paths is None:
+            sql = "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
+            rows = await self._run(lambda conn: conn.execute(sql, (self.name,)).fetchall())
+            found = {m for (text,) in rows if "'array'" in text for m in _ARRAY_PATH.findall(text)}
+            self._array_paths = frozenset(found)
+        return self._array_paths
+
     def _select(
-        self, flt: Filter | None, columns: str, sort: Sort | None = None, limit: int = 0, skip: int = 0
+        self,
+        flt: Filter | None,
+        columns: str,
+        sort: Sort | None = None,
+        limit: int = 0,
+        skip: int = 0,
+        *,
+        indexed: frozenset[str] = frozenset(),
     ) -> Sql:
         flt = {} if flt is None else flt  # None means everything; [] or "" are errors
         q.check_filter(flt)
         q.check_paging(limit, skip)
-        where, params = compile_filter(flt)
+        where, params = compile_filter(flt, indexed=indexed)
         sql = f"SELECT {columns} FROM {self._table} WHERE {where}"
         keys = q.check_keys("sort", sort)
         if keys:
@@ -237,18 +298,18 @@ class SqliteCollection:
     async def find(
         self, filter: Filter | None = None, *, sort: Sort | None = None, limit: int = 0, skip: int = 0
     ) -> list[Document]:
-        sql, params = self._select(filter, "doc", sort, limit, skip)
+        sql, params = self._select(filter, "doc", sort, limit, skip, indexed=await self._indexed_paths())
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [orjson.loads(row[0]) for row in rows]
 
     async def count(self, filter: Filter | None = None) -> int:
-        sql, params = self._select(filter, "COUNT(*)")
+        sql, params = self._select(filter, "COUNT(*)", indexed=await self._indexed_paths())
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
         return int(row[0])
 
     async def explain(self, filter: Filter | None = None, *, sort: Sort | None = None) -> list[str]:
         """SQLite's EXPLAIN QUERY PLAN lines for ``find(filter, sort=sort)`` (for tests/tuning)."""
-        sql, params = self._select(filter, "doc", sort)
+        sql, params = self._select(filter, "doc", sort, indexed=await self._indexed_paths())
         rows = await self._run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
         return [str(row[3]) for row in rows]
 
@@ -264,7 +325,7 @@ class SqliteCollection:
         """Read-modify-write in one IMMEDIATE transaction; returns (last doc after, modified)."""
         q.check_filter(flt)  # writes need an explicit filter: None is not "everything" here
         q.check_update(update)
-        sql, params = self._select(flt, "id, doc", limit=limit)
+        sql, params = self._select(flt, "id, doc", limit=limit, indexed=await self._indexed_paths())
 
         def work(conn: sqlite3.Connection) -> tuple[Document | None, int]:
             after: Document | None = None
@@ -292,7 +353,7 @@ class SqliteCollection:
 
     async def _delete(self, flt: Filter, *, limit: int) -> int:
         q.check_filter(flt)  # writes need an explicit filter: None is not "everything" here
-        sql, params = self._select(flt, "id", limit=limit)
+        sql, params = self._select(flt, "id", limit=limit, indexed=await self._indexed_paths())
         return await self._run(lambda conn: conn.execute(f"{self._delete_sql} ({sql})", params).rowcount)
 
     async def create_index(self, keys: IndexKeys, *, unique: bool = False) -> None:
@@ -316,6 +377,7 @@ class SqliteCollection:
                 conn.execute(statement).close()
 
         await self._run(work, write=True)
+        self._array_paths = None  # read the new partial indexes on the next query
 
 
 def _digest(keys: object, unique: bool) -> str:

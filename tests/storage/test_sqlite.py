@@ -71,6 +71,33 @@ async def test_queries_use_expression_indexes(sdb: SqliteDatabase, flt: dict[str
     assert "SCAN people" not in plan, plan
 
 
+@pytest.mark.parametrize(
+    ("flt", "seek"),
+    [
+        ({"city.name": "Oslo", "age": {"$gte": 10}}, "(<expr>=? AND <expr>>?)"),
+        ({"city.name": "Oslo", "age": {"$gte": 10, "$lt": 20}}, "(<expr>=? AND <expr>>? AND <expr><?)"),
+        ({"city.name": "Oslo", "age": {"$gte": 10}, "email": "a@x.org"}, "(<expr>=? AND <expr>>?)"),
+    ],
+)
+async def test_compound_indexes_serve_every_column(
+    sdb: SqliteDatabase, flt: dict[str, Any], seek: str
+) -> None:
+    """Equality on the first column AND a range on the second both use the index (the scalar
+    branch of the compiled OR), not just the first column; an unindexed extra condition
+    (``email``) does not spoil it."""
+    coll = sdb.collection("people")
+    await coll.insert_many([{"email": f"{i}@x.org", "age": i, "city": {"name": "Oslo"}} for i in range(300)])
+    await coll.create_index([("city.name", 1), ("age", 1)])
+    plan = await coll.explain(flt)
+    used = [line for line in plan if line.startswith("SEARCH people USING INDEX ix_people_")]
+    assert any(seek in line for line in used), plan
+    assert "SCAN people" not in plan, plan
+    with_arrays = {"email": "z@x.org", "age": [5, 15], "city": [{"name": "Oslo"}, {"name": "Rome"}]}
+    await coll.insert_one(with_arrays)  # array values still match, through the other OR terms
+    found = await coll.find({"city.name": "Oslo", "age": {"$gte": 10, "$lt": 12}})
+    assert [d["email"] for d in found] == ["10@x.org", "11@x.org", "z@x.org"]
+
+
 async def test_unindexed_query_scans_and_sort_can_use_index(sdb: SqliteDatabase) -> None:
     coll = sdb.collection("people")
     await coll.create_index([("age", 1)])
