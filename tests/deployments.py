@@ -69,6 +69,9 @@ mode = "process"
 workers = 2
 auth_check_interval_s = 0.2
 {FAST_DELIVERY}
+[ai]
+mode = "process"
+workers = 1
 """
 
 
@@ -167,13 +170,13 @@ class LiveClient:
 
 @pytest.fixture(params=["single", "split"])
 async def api(request: pytest.FixtureRequest, make_client: Any) -> AsyncIterator[Any]:
-    """A client for the users, workouts and notifications API in each deployment."""
+    """A client for the users, workouts, notifications and AI API in each deployment."""
     if request.param == "single":
         config = {
             "users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
             "notifications": {"auth_check_interval_s": 0.2, **DELIVERY},
         }
-        yield await make_client(plugins=["users", "workouts", "notifications"], config=config)
+        yield await make_client(plugins=["users", "workouts", "notifications", "ai"], config=config)
         return
     server: SplitServer = request.getfixturevalue("split_server")
     async with aiohttp.ClientSession() as session:

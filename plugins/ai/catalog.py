@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from fittracker_plugins.ai.patterns import group_of, movement_pattern
 
 from fittracker import ServiceUnavailable
@@ -142,7 +143,7 @@ class CatalogSource:
             path = f"{EXERCISES}?limit={PAGE}&offset={offset}"
             try:
                 resp = await self._services.get(path, token=token)
-            except (OSError, TimeoutError) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise ServiceUnavailable(f"the exercise catalog could not be read: {exc}") from None
             if not resp.ok or not isinstance(resp.body, Mapping):
                 raise ServiceUnavailable(

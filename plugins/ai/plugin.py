@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from fittracker_plugins.ai import __version__, routes, routes_coach, routes_insights
+from fittracker_plugins.ai import __version__, routes, routes_coach, routes_insights, routes_plans
 from fittracker_plugins.ai.state import AI, setup_state
 
 from fittracker import PluginContext, PluginInfo, Setting, hookimpl
@@ -18,7 +18,7 @@ from fittracker.bus import Handler
 from fittracker.openapi import merge_areas
 
 PREFIXES = ("/api/v1/ai",)
-AREAS = (routes, routes_coach, routes_insights)
+AREAS = (routes, routes_coach, routes_insights, routes_plans)
 
 
 @hookimpl

@@ -51,13 +51,19 @@ class ProgressionParams:
 
 @dataclass(slots=True)
 class Session:
+    """One workout's work sets of one exercise (complete once built: the figures are cached)."""
+
     workout_id: str
     at: datetime
     sets: list[Mapping[str, Any]] = field(default_factory=list)
+    _top: float | None = field(default=None, repr=False, compare=False)
+    _e1rm: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def top_weight(self) -> float:
-        return max(float(s["weight_kg"]) for s in self.sets)
+        if self._top is None:
+            self._top = max(float(s["weight_kg"]) for s in self.sets)
+        return self._top
 
     @property
     def top_sets(self) -> list[Mapping[str, Any]]:
@@ -65,7 +71,10 @@ class Session:
 
     @property
     def e1rm(self) -> float:
-        return max((estimate(float(s["weight_kg"]), int(s["reps"])) for s in self.sets), default=0.0)
+        if self._e1rm is None:
+            estimates = (estimate(float(s["weight_kg"]), int(s["reps"])) for s in self.sets)
+            self._e1rm = max(estimates, default=0.0)
+        return self._e1rm
 
 
 def estimate(weight_kg: float, reps: int) -> float:
@@ -82,8 +91,13 @@ def sessions_of(sets: Sequence[Mapping[str, Any]]) -> list[Session]:
         if s.get("set_type") == "warmup" or int(s.get("reps") or 0) <= 0:
             continue
         at = datetime.fromisoformat(str(s["logged_at"]))
-        session = by_workout.setdefault(str(s["workout_id"]), Session(str(s["workout_id"]), at))
-        session.at = min(session.at, at)
+        key = str(s["workout_id"])
+        session = by_workout.get(key)
+        if session is None:
+            by_workout[key] = Session(key, at, [s])
+            continue
+        if at < session.at:
+            session.at = at
         session.sets.append(s)
     return sorted(by_workout.values(), key=lambda x: x.at)
 

@@ -5,6 +5,10 @@ exercise, muscles, force, reps, weight, RPE, set type and time. Indexed by (user
 and (user, time), so a progression or recovery read touches only that user's rows. Profiles
 (equipment, experience, goals, excluded muscles, time zone) are kept by :mod:`.athletes`.
 
+Beside the sets, ``exercise_sessions`` holds one small document per (workout, exercise) the
+user trained, with the time of its first set: "how often has this user done X lately" reads a
+few hundred of those instead of thousands of sets.
+
 Events arrive at least once and, while the log is replayed, possibly twice and out of order:
 
 - every event id is remembered in ``seen`` and applied once;
@@ -54,6 +58,7 @@ class TrainingLog:
         self.seen: Collection = db.collection("seen_events")
         self.gone: Collection = db.collection("tombstones")
         self.meta: Collection = db.collection("meta")
+        self.sessions: Collection = db.collection("exercise_sessions")
         self.athletes = Athletes(db)
         self.replaying = False
 
@@ -61,6 +66,8 @@ class TrainingLog:
         await self.sets.create_index([("user_id", 1), ("exercise_id", 1), ("logged_at", 1)])
         await self.sets.create_index([("user_id", 1), ("logged_at", 1)])
         await self.sets.create_index([("workout_id", 1)])
+        await self.sessions.create_index([("user_id", 1), ("at", 1)])
+        await self.sessions.create_index([("workout_id", 1)])
 
     # --- reads ---------------------------------------------------------------------------------
     async def exercise_sets(self, user_id: str, exercise_id: str, last: int | None = None) -> list[Document]:
@@ -75,6 +82,21 @@ class TrainingLog:
         return await self.sets.find(
             {"user_id": user_id, "logged_at": {"$gte": since.isoformat()}}, sort=[("logged_at", 1)]
         )
+
+    async def familiar(self, user_id: str, since: datetime) -> dict[str, int]:
+        """Sessions (distinct workouts) per exercise since ``since``."""
+        found = await self.sessions.find({"user_id": user_id, "at": {"$gte": since.isoformat()}})
+        counts: dict[str, int] = {}
+        for doc in found:
+            counts[doc["exercise_id"]] = counts.get(doc["exercise_id"], 0) + 1
+        return counts
+
+    async def recent_exercises(self, user_id: str, since: datetime) -> list[str]:
+        """Exercises trained since ``since``, most recent first."""
+        found = await self.sessions.find(
+            {"user_id": user_id, "at": {"$gte": since.isoformat()}}, sort=[("at", -1)]
+        )
+        return list(dict.fromkeys(str(doc["exercise_id"]) for doc in found))
 
     async def exercise_name(self, exercise_id: str) -> str | None:
         doc = await self.exercises.find_one({"_id": exercise_id})
@@ -107,13 +129,17 @@ class TrainingLog:
         if event.type in (WORKOUT_DELETED, WORKOUT_DISCARDED):
             await self._bury(workout_id)
             await self.sets.delete_many({"workout_id": workout_id})
+            await self.sessions.delete_many({"workout_id": workout_id})
             return
         item = data.get("set")
         if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
             return
         if event.type == SET_DELETED:
             await self._bury(item["id"])
+            before = await self.sets.find_one({"_id": item["id"]})
             await self.sets.delete_one({"_id": item["id"]})
+            if before is not None:
+                await self._drop_empty_session(workout_id, str(before["exercise_id"]))
             return
         if event.type == SET_LOGGED and isinstance(data.get("exercise"), Mapping):
             await self._learn_exercise(data["exercise"])
@@ -149,7 +175,20 @@ class TrainingLog:
             "set_type": item.get("set_type") or "normal",
             "logged_at": item.get("logged_at"),
         }
+        before = await self.sets.find_one({"_id": item["id"]})
         await self.sets.update_one({"_id": item["id"]}, {"$set": doc}, upsert=True)
+        session = {"user_id": user_id, "workout_id": workout_id, "exercise_id": doc["exercise_id"]}
+        await self.sessions.update_one(
+            {"_id": f"{workout_id}:{doc['exercise_id']}"},
+            {"$set": session, "$setOnInsert": {"at": doc["logged_at"]}},
+            upsert=True,
+        )
+        if before is not None and before["exercise_id"] != doc["exercise_id"]:  # moved to another lift
+            await self._drop_empty_session(workout_id, str(before["exercise_id"]))
+
+    async def _drop_empty_session(self, workout_id: str, exercise_id: str) -> None:
+        if not await self.sets.count({"workout_id": workout_id, "exercise_id": exercise_id}):
+            await self.sessions.delete_one({"_id": f"{workout_id}:{exercise_id}"})
 
     # --- rebuild -------------------------------------------------------------------------------
     async def rebuild_if_empty(self, ctx: PluginContext) -> None:

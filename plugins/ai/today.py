@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,14 +50,14 @@ def local_day(iso: str, athlete: Athlete) -> str:
 def situation(
     athlete: Athlete,
     catalog: Catalog,
-    sets: Sequence[Mapping[str, Any]],
+    week: Sequence[Mapping[str, Any]],
     now: datetime,
     recovery: RecoveryParams,
     min_recovery_pct: float,
+    familiar: Mapping[str, int],
 ) -> tuple[Situation, list[dict[str, Any]]]:
-    """The user's state today from the sets of the last 28 days (and the recovery report)."""
+    """The user's state today from the sets of the last 7 days (and the recovery report)."""
     c = Constraints.of(athlete)
-    week = [s for s in sets if now - datetime.fromisoformat(str(s["logged_at"])) <= WINDOW]
     report = muscle_report(week, now, recovery)
     today = now.astimezone(athlete.zone).date()
     yesterday = (today - timedelta(days=1)).isoformat()
@@ -73,9 +72,6 @@ def situation(
             yesterday_ids.add(str(item["exercise_id"]))
     avoid_patterns = {catalog.by_id[i].pattern for i in yesterday_ids if i in catalog.by_id}
     muscles, push, pull = week_coverage(week, catalog)
-    sessions: Counter[str] = Counter()
-    for exercise_id, _workout in {(str(s["exercise_id"]), str(s["workout_id"])) for s in sets}:
-        sessions[exercise_id] += 1
     return (
         Situation(
             constraints=c,
@@ -85,7 +81,7 @@ def situation(
             pull_sets=pull,
             avoid_ids=frozenset(avoid_ids),
             avoid_patterns=frozenset(avoid_patterns),
-            familiar=dict(sessions),
+            familiar=dict(familiar),
             min_recovery_pct=min_recovery_pct,
             sets_per_exercise=SETS_PER_EXERCISE.get(c.experience, 3),
         ),
@@ -117,9 +113,11 @@ async def rerank(
 async def recommend(state: Ai, athlete: Athlete, catalog: Catalog, request: Request) -> dict[str, Any]:
     """The body of ``GET /api/v1/ai/recommendations``."""
     settings = state.ctx.settings
-    sets = await state.log.sets_since(request.user_id, request.now - FAMILIAR_WINDOW)
+    user_id, now = request.user_id, request.now
+    week = await state.log.sets_since(user_id, now - WINDOW)
+    familiar = await state.log.familiar(user_id, now - FAMILIAR_WINDOW)
     s, report = situation(
-        athlete, catalog, sets, request.now, state.recovery, float(settings["min_recovery_pct"])
+        athlete, catalog, week, now, state.recovery, float(settings["min_recovery_pct"]), familiar
     )
     count = request.count or int(settings["exercises_per_session"])
     picked, alternates = rank_today(catalog, s, count)
@@ -130,7 +128,7 @@ async def recommend(state: Ai, athlete: Athlete, catalog: Catalog, request: Requ
         equipment=tuple(sorted(s.constraints.equipment)),
         excluded_muscles=tuple(sorted(s.constraints.excluded_muscles)),
         recovery_pct=dict(s.recovery_pct),
-        recent_exercise_ids=tuple(dict.fromkeys(str(x["exercise_id"]) for x in reversed(sets))),
+        recent_exercise_ids=tuple(await state.log.recent_exercises(user_id, now - WINDOW)),
     )
     ranked, used, skipped = await rerank(state.recommenders, context, [*picked, *alternates])
     kept, dropped = finalize(catalog, s, ranked, count) if used != ["builtin"] else (picked, [])

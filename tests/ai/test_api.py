@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,5 +121,36 @@ async def test_redelivered_and_late_events_are_harmless(tmp_path: Path) -> None:
         await log_.handle(Event(type="workout.deleted", source="test", data=gone, id="e5"))
         await log_.handle(set_logged("e6", set_id="s3", workout_id="w2"))
         assert await log_.exercise_sets("u1", BENCH) == []
+    finally:
+        await db.close()
+
+
+async def test_sessions_follow_sets_moves_and_deletions(tmp_path: Path) -> None:
+    db = open_database("sqlite", "ai", data_dir=tmp_path)
+    try:
+        log_ = TrainingLog(db)
+        await log_.start()
+        since = datetime(2026, 1, 1, tzinfo=UTC)
+        await log_.handle(set_logged("e1", set_id="s1", workout_id="w1"))
+        await log_.handle(set_logged("e2", set_id="s2", workout_id="w1"))
+        await log_.handle(set_logged("e3", set_id="s3", workout_id="w2"))
+        assert await log_.familiar("u1", since) == {BENCH: 2}  # two workouts, three sets
+        assert await log_.recent_exercises("u1", since) == [BENCH]
+
+        moved = set_logged("e4", set_id="s3", workout_id="w2")
+        moved.data["set"]["exercise_id"] = "Pullups"
+        await log_.handle(Event(type="workout.set_updated", source="test", data=moved.data, id="e4"))
+        assert await log_.familiar("u1", since) == {BENCH: 1, "Pullups": 1}
+
+        gone = set_logged("e5", set_id="s1", workout_id="w1")
+        await log_.handle(Event(type="workout.set_deleted", source="test", data=gone.data, id="e5"))
+        assert await log_.familiar("u1", since) == {BENCH: 1, "Pullups": 1}  # s2 is still there
+        gone = set_logged("e6", set_id="s2", workout_id="w1")
+        await log_.handle(Event(type="workout.set_deleted", source="test", data=gone.data, id="e6"))
+        assert await log_.familiar("u1", since) == {"Pullups": 1}
+        await log_.handle(
+            Event(type="workout.deleted", source="test", data={**gone.data, "workout_id": "w2"}, id="e7")
+        )
+        assert await log_.familiar("u1", since) == {}
     finally:
         await db.close()

@@ -150,11 +150,11 @@ def test_situation_reads_yesterday_in_the_users_time_zone() -> None:
     # 23:30 in Sydney on Tuesday is 12:30 UTC Tuesday; "now" is Wednesday 20:00 in Sydney.
     athlete = Athlete("u", timezone="Australia/Sydney", experience="intermediate")
     sets = [work(datetime(2026, 3, 3, 12, 30, tzinfo=UTC), "Barbell_Squat") for _ in range(4)]
-    sets += [work(datetime(2026, 2, 20, 8, 0, tzinfo=UTC), "Pullups", "w0")]  # outside the week
-    s, report = situation(athlete, catalog(), sets, NOW, RecoveryParams(), 70.0)
+    familiar = {"Barbell_Squat": 1, "Pullups": 1}
+    s, report = situation(athlete, catalog(), sets, NOW, RecoveryParams(), 70.0, familiar)
     assert s.avoid_ids == {"Barbell_Squat"} and s.avoid_patterns == {"squat"}
     assert s.week_sets["quadriceps"] == 4.0 and s.week_sets["glutes"] == 2.0
-    assert s.familiar == {"Barbell_Squat": 1, "Pullups": 1}
+    assert s.familiar == familiar
     assert {m["muscle"] for m in report} >= {"quadriceps"}
 
 
