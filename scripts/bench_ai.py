@@ -27,12 +27,10 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from bench_app import make_app
 from fittracker_plugins.ai.catalog import Catalog
 from fittracker_plugins.ai.state import AI, Ai
 
-from fittracker.app import build_app
-from fittracker.config import build_schema, load_settings
-from fittracker.plugins import discover
 from fittracker.runtime import RUNTIME, freeze_startup_heap
 
 WORKOUTS_PER_WEEK = 6
@@ -40,18 +38,6 @@ EXERCISES_PER_WORKOUT = 16
 SETS_PER_EXERCISE = 10  # 2 warm-ups + 8 working sets
 CHUNK = 500
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark account
-
-
-def make_app(data_dir: Path) -> web.Application:
-    found = discover(environ={"FITTRACKER_PLUGINS": "users,workouts,ai"})
-    overrides: dict[str, dict[str, Any]] = {
-        "server": {"data_dir": str(data_dir)},
-        "ratelimit": {"enabled": False},
-        "log": {"format": "text", "level": "WARNING", "access_log": False},
-        "users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
-    }
-    settings = load_settings(build_schema(found.config_defaults()), environ={}, overrides=overrides)
-    return build_app(settings, found)
 
 
 def ai_state(app: web.Application) -> Ai:
@@ -148,7 +134,7 @@ def row(name: str, times: list[float]) -> str:
 
 async def main(requests: int, weeks: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = make_app(Path(tmp))
+        app = make_app(Path(tmp), "users,workouts,ai")
         async with TestClient(TestServer(app)) as client:
             app[RUNTIME].services.base_url = str(client.make_url("")).rstrip("/")
             body = {"email": "bench@example.com", "password": PASSWORD, "name": "Bench"}

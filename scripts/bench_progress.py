@@ -25,8 +25,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from bench_app import make_app
 from fittracker_plugins.workouts.catalog import Catalog
 from fittracker_plugins.workouts.derived import (
     encode_rows,
@@ -42,27 +42,12 @@ from fittracker_plugins.workouts.records import rebuild, record_id
 from fittracker_plugins.workouts.views import build_summary
 from fittracker_plugins.workouts.workouts_store import iso, new_id
 
-from fittracker.app import build_app
-from fittracker.config import build_schema, load_settings
-from fittracker.plugins import discover
 from fittracker.runtime import RUNTIME
 
 WORKOUTS_PER_WEEK = 6
 EXERCISES_PER_WORKOUT = 16
 SETS_PER_EXERCISE = 10  # 2 warm-ups + 8 working sets
 CHUNK = 200
-
-
-def make_app(data_dir: Path) -> web.Application:
-    found = discover(environ={"FITTRACKER_PLUGINS": "users,workouts"})
-    overrides: dict[str, dict[str, Any]] = {
-        "server": {"data_dir": str(data_dir)},
-        "ratelimit": {"enabled": False},
-        "log": {"format": "text", "level": "WARNING", "access_log": False},
-        "users": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
-    }
-    settings = load_settings(build_schema(found.config_defaults()), environ={}, overrides=overrides)
-    return build_app(settings, found)
 
 
 def pick_days(catalog: Catalog) -> list[list[dict[str, Any]]]:
@@ -216,7 +201,7 @@ def pct(samples: list[float], q: float) -> float:
 
 async def main(requests: int, weeks: int) -> int:
     with tempfile.TemporaryDirectory(prefix="fittracker-bench-") as tmp:
-        app = make_app(Path(tmp))
+        app = make_app(Path(tmp), "users,workouts")
         async with TestClient(TestServer(app)) as client:
             app[RUNTIME].services.base_url = str(client.make_url("")).rstrip("/")
             resp = await client.post(

@@ -37,7 +37,7 @@ async def test_new_profile_has_defaults(users_client: Client) -> None:
     assert profile["name"] == "Pat Doe"
     assert profile["units"] == "kg"
     assert profile["public"] is True
-    assert profile["goals"] == [] and profile["equipment"] == []
+    assert profile["goals"] == [] and profile["equipment"] == [] and profile["excluded_muscles"] == []
     assert profile["height_cm"] is None and profile["birth_date"] is None and profile["age"] is None
     assert profile["followers_count"] == 0 and profile["following_count"] == 0
 
@@ -59,6 +59,7 @@ async def test_partial_update(users_client: Client, recorder: EventRecorder) -> 
         "experience": "intermediate",
         "goals": ["strength", "mobility", "strength"],
         "equipment": ["barbell", " dumbbells "],
+        "excluded_muscles": ["lower back", "neck", "lower back"],
         "units": "lb",
         "days_per_week": 4,
         "bio": "Lifting since 2010.",
@@ -73,6 +74,7 @@ async def test_partial_update(users_client: Client, recorder: EventRecorder) -> 
     assert profile["age"] == 30
     assert profile["goals"] == ["strength", "mobility"]
     assert profile["equipment"] == ["barbell", "dumbbells"]
+    assert profile["excluded_muscles"] == ["lower back", "neck"]
     assert profile["units"] == "lb" and profile["timezone"] == "Europe/Paris"
 
     event = await recorder.wait_for("profile.updated")
@@ -124,6 +126,8 @@ async def test_unchanged_fields_publish_nothing(users_client: Client, recorder: 
         ("equipment", ["x" * 41]),
         ("equipment", [""]),
         ("equipment", [f"item{i}" for i in range(31)]),
+        ("excluded_muscles", ["knees"]),
+        ("excluded_muscles", None),
         ("units", "stone"),
         ("days_per_week", 0),
         ("days_per_week", 8),
