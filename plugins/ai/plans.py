@@ -22,11 +22,12 @@ below 5 reps (ACSM 2009 starts novices at 8-12 RM). Planks are held 30/45/60 s b
 (fractional counting, Pelland et al. 2024 dose-response meta-regressions). Ranges per major
 muscle (``MAJOR``): beginner 6-10, intermediate 10-16, advanced 12-20 (Schoenfeld, Ogborn &
 Krieger 2017, J Sports Sci 35:1073: 10+ weekly sets beat fewer; Baz-Valle et al. 2022, J Hum
-Kinet 81:199: 12-20 for trained lifters). Main lifts start at 2 sets, small-muscle and core
-work is fixed at 2, other accessories start at 0. Sets are added one at a time, towards the
-bottom of the range, then the week's target: the set closing most of the major muscles' gaps
-(weighted by size: the neediest leads), less a quarter of its spill into muscles already
-there, never past 5 sets an exercise, the top of a major muscle's range or the session's time.
+Kinet 81:199: 12-20 for trained lifters). Main lifts start at 3 working sets (fewer only when
+that alone passes a muscle's range), small-muscle and core work is fixed at 2, other
+accessories start at 0. Sets are added one at a time, towards the bottom of the range, then
+the week's target: the set closing most of the major muscles' gaps (weighted by size: the
+neediest leads), less a quarter of its spill into muscles already there, never past 5 sets of
+a main lift or 4 of an accessory, the top of a major muscle's range or the session's time.
 One-set accessories get a second where no limit breaks; those at none are left out. Targets:
 mid-range for beginners; others start 2 below and add 1 set a build week, up to the top.
 Muscles left below the range (too little time or too few allowed exercises) are named.
@@ -63,7 +64,7 @@ from fittracker_plugins.ai.selection import Choice, Constraints, rank
 
 MAJOR = ("chest", "lats", "middle back", "shoulders", "quadriceps", "hamstrings", "glutes", "biceps",
          "triceps")  # fmt: skip
-MIN_SETS, MAX_SETS, LIGHT_RPE = 2, 5, 6.0
+MIN_SETS, MAIN_START_SETS, MAX_SETS, MAX_ACCESSORY_SETS, LIGHT_RPE = 2, 3, 5, 4, 6.0
 WORK_S, SETUP_S, WARMUP_S = 40, 60, 300
 ACCESSORY_REST_S, CORE_REST_S, BEGINNER_MIN_REPS = 90, 60, 5
 HOLD_S = {"beginner": 30, "intermediate": 45, "advanced": 60}
@@ -258,7 +259,7 @@ def _volume(days: Days, sets: Sets) -> dict[str, float]:
 
 
 def _start(days: Days, top: float) -> Sets:
-    sets = {id(it): MIN_SETS if it.main or it.fixed else 0 for day in days for it in day}
+    sets = {id(it): MAIN_START_SETS if it.main else MIN_SETS if it.fixed else 0 for day in days for it in day}
     volume = _volume(days, sets)
     for muscle in [m for m in volume if volume[m] > top]:  # e.g. many main lifts on one muscle
         for it in sorted((it for day in days for it in day), key=lambda it: (it.main, -it.credit(muscle))):
@@ -270,7 +271,8 @@ def _start(days: Days, top: float) -> Sets:
 def _fits(it: Item, day: Sequence[Item], sets: Sets, v: Mapping[str, float], top: float, budget: int) -> bool:
     cost = it.set_s + (0 if sets[id(it)] else SETUP_S)
     over = any(v.get(m, 0.0) + it.credit(m) > top for m in it.muscles if m in MAJOR)
-    return not over and sets[id(it)] < MAX_SETS and _seconds(day, sets) + cost <= budget
+    most = MAX_SETS if it.main else MAX_ACCESSORY_SETS
+    return not over and sets[id(it)] < most and _seconds(day, sets) + cost <= budget
 
 
 def _allocate(days: Days, start: Sets, majors: Sequence[str], aims: Sequence[float], top: float, budget: int,
