@@ -55,6 +55,8 @@ WEEKLY_SETS: dict[str, tuple[int, int]] = {
     "intermediate": (10, 16),
     "advanced": (12, 20),
 }
+# Beginners never go below 5 reps (ACSM 2009 starts novices at 8-12 RM; heavy triples need practice).
+BEGINNER_MIN_REPS = 5
 # Sets per exercise in one session, by experience.
 SETS_PER_EXERCISE = {"beginner": 3, "intermediate": 3, "advanced": 4}
 
@@ -62,6 +64,14 @@ SETS_PER_EXERCISE = {"beginner": 3, "intermediate": 3, "advanced": 4}
 def prescription(goal: str) -> Prescription:
     """The goal's prescription (``general`` for goals without one, such as ``mobility``)."""
     return PRESCRIPTIONS.get(goal, PRESCRIPTIONS["general"])
+
+
+def rep_range(goal: str, experience: str, compound: bool) -> tuple[int, int]:
+    """The goal's rep range for a lift, raised to at least 5 reps for beginners."""
+    low, high = prescription(goal).reps(compound)
+    if experience == "beginner" and low < BEGINNER_MIN_REPS:
+        return BEGINNER_MIN_REPS, max(high, BEGINNER_MIN_REPS + 3)
+    return low, high
 
 
 def weekly_target(experience: str) -> float:
@@ -74,6 +84,5 @@ def progression_params(athlete: Athlete, default: ProgressionParams, compound: b
     the configured defaults (``ai.rep_min``, ``ai.rep_max``, ``ai.target_rpe``)."""
     if not athlete.goals:
         return default
-    goal = prescription(athlete.goal)
-    low, high = goal.reps(compound)
-    return ProgressionParams(rep_min=low, rep_max=high, target_rpe=goal.target_rpe)
+    low, high = rep_range(athlete.goal, athlete.experience or "beginner", compound)
+    return ProgressionParams(rep_min=low, rep_max=high, target_rpe=prescription(athlete.goal).target_rpe)

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fittracker_plugins.ai.catalog import Catalog, Exercise
-from fittracker_plugins.ai.goals import WEEKLY_SETS, prescription
+from fittracker_plugins.ai.goals import WEEKLY_SETS, prescription, rep_range
 from fittracker_plugins.ai.models_plans import PlanRequest
 from fittracker_plugins.ai.patterns import GROUPS, group_of
 from fittracker_plugins.ai.selection import Choice, Constraints, rank
@@ -66,7 +66,7 @@ MAJOR = ("chest", "lats", "middle back", "shoulders", "quadriceps", "hamstrings"
          "triceps")  # fmt: skip
 MIN_SETS, MAIN_START_SETS, MAX_SETS, MAX_ACCESSORY_SETS, LIGHT_RPE = 2, 3, 5, 4, 6.0
 WORK_S, SETUP_S, WARMUP_S = 40, 60, 300
-ACCESSORY_REST_S, CORE_REST_S, BEGINNER_MIN_REPS = 90, 60, 5
+ACCESSORY_REST_S, CORE_REST_S = 90, 60
 HOLD_S = {"beginner": 30, "intermediate": 45, "advanced": 60}
 SCHEMES = {"beginner": "linear", "intermediate": "double_progression", "advanced": "rpe_undulating"}
 
@@ -226,9 +226,8 @@ def _layout(req: PlanRequest, c: Constraints, names: Sequence[str], picker: _Pic
             today.add(ex.id)
             core = group_of(pattern) == "core"
             compound = ex.mechanic == "compound" and not core
-            lo, hi = prescription("endurance").accessory_reps if name == "Core" else rx.reps(compound)
-            if c.experience == "beginner" and lo < BEGINNER_MIN_REPS:
-                lo, hi = BEGINNER_MIN_REPS, max(hi, BEGINNER_MIN_REPS + 3)
+            core_reps = prescription("endurance").accessory_reps
+            lo, hi = core_reps if name == "Core" else rep_range(req.goal, c.experience, compound)
             if shift and compound:  # heavy days low in the range, light days high
                 mid = (lo + hi) / 2
                 lo, hi = (lo, math.floor(mid)) if shift > 0 else (math.ceil(mid), hi)

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from fittracker_plugins.ai.athletes import Athlete
 from fittracker_plugins.ai.catalog import Catalog, Exercise
+from fittracker_plugins.ai.goals import progression_params
+from fittracker_plugins.ai.progression import ProgressionParams
 from fittracker_plugins.ai.recommend import Situation, finalize, focus_of, rank_today, week_coverage
 from fittracker_plugins.ai.recovery import RecoveryParams
 from fittracker_plugins.ai.selection import STAPLES, Constraints
@@ -168,3 +170,21 @@ def test_week_coverage_counts_presses_not_squats_as_push() -> None:
 @pytest.mark.parametrize("count", [3, 7])
 def test_count_is_honoured(count: int) -> None:
     assert len(chosen(fresh(), count=count)) == count
+
+
+@pytest.mark.parametrize(
+    ("goals", "experience", "expected"),
+    [
+        ((), "beginner", (5, 8, 8.0)),  # no goal: the configured defaults
+        (("strength",), "advanced", (3, 6, 8.0)),
+        (("strength",), "beginner", (5, 8, 8.0)),  # beginners never go below 5 reps
+        (("strength",), None, (5, 8, 8.0)),  # unknown experience is treated as a beginner's
+        (("hypertrophy",), "intermediate", (6, 10, 8.0)),
+    ],
+)
+def test_progression_params_follow_goal_and_experience(
+    goals: tuple[str, ...], experience: str | None, expected: tuple[int, int, float]
+) -> None:
+    athlete = Athlete("u", goals=goals, experience=experience)
+    params = progression_params(athlete, ProgressionParams(), compound=True)
+    assert (params.rep_min, params.rep_max, params.target_rpe) == expected
