@@ -157,8 +157,19 @@ _WRK_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(wrk: str, url: str, duration_s: float, concurrency: int) -> dict[str, Any]:
+def run_wrk(
+    wrk: str,
+    url: str,
+    duration_s: float,
+    concurrency: int,
+    *,
+    headers: list[str] | None = None,
+    script: str | None = None,
+) -> dict[str, Any]:
+    """Load ``url`` with wrk (optionally with request headers or a Lua script) and parse its report."""
     threads = max(1, min(4, os.cpu_count() or 1))
+    extra = [arg for header in headers or () for arg in ("-H", header)]
+    extra += ["-s", script] if script else []
     out = subprocess.run(  # noqa: S603 - a fixed argument list, no shell
         [
             wrk,
@@ -166,6 +177,7 @@ def run_wrk(wrk: str, url: str, duration_s: float, concurrency: int) -> dict[str
             f"-c{max(concurrency, threads)}",
             f"-d{max(1, round(duration_s))}s",
             "--latency",
+            *extra,
             url,
         ],
         capture_output=True,
