@@ -1,7 +1,9 @@
 """The hooks of the AI plug-in (entry point ``ai = fittracker_plugins.ai.plugin``).
 
-Its read model (:mod:`.readmodel`) is fed by the workouts plug-in's events; the routes
-(:mod:`.routes`) serve recovery (:mod:`.recovery`) and progression (:mod:`.progression`).
+Its read model (:mod:`.readmodel`, :mod:`.athletes`) is fed by the workouts and users
+plug-ins' events. Areas: :mod:`.routes` (recovery, progression, predictions),
+:mod:`.routes_coach` (recommendations, alternatives), :mod:`.routes_insights` and
+:mod:`.routes_plans`; :mod:`.tips` publishes ``coach.tip`` after each workout.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def fittracker_plugin_info() -> PluginInfo:
     return PluginInfo(
         name="ai",
         version=__version__,
-        description="Coaching: per-muscle recovery and next-session progression, each with a reason",
+        description="Coaching: recovery, daily recommendations, plans, progression, insights and "
+        "predictions, each with a reason",
         prefixes=PREFIXES,
     )
 

@@ -176,5 +176,5 @@ def openapi() -> dict[str, Any]:
     return {
         "paths": paths,
         "schemas": schemas(RecoveryReport, Progression, Prediction),
-        "tags": [{"name": TAG, "description": "Coaching: recovery and progression, each with a reason"}],
+        "tags": [{"name": TAG, "description": "Coaching: every suggestion with its reason"}],
     }
