@@ -79,10 +79,13 @@ def weekly_target(experience: str) -> float:
     return (low + high) / 2
 
 
-def progression_params(athlete: Athlete, default: ProgressionParams, compound: bool) -> ProgressionParams:
-    """The rep range and RPE targets progress within: the user's goal when they named one, else
-    the configured defaults (``ai.rep_min``, ``ai.rep_max``, ``ai.target_rpe``)."""
+def progression_params(
+    athlete: Athlete, default: ProgressionParams, mechanic: str | None
+) -> ProgressionParams:
+    """The rep range and RPE targets progress within: the user's goal when they named one (the
+    main range for a compound lift, the accessory one otherwise, unknown mechanics included),
+    else the configured defaults (``ai.rep_min``, ``ai.rep_max``, ``ai.target_rpe``)."""
     if not athlete.goals:
         return default
-    low, high = rep_range(athlete.goal, athlete.experience or "beginner", compound)
+    low, high = rep_range(athlete.goal, athlete.experience or "beginner", mechanic == "compound")
     return ProgressionParams(rep_min=low, rep_max=high, target_rpe=prescription(athlete.goal).target_rpe)

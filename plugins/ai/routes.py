@@ -55,7 +55,7 @@ async def progression(request: web.Request) -> web.Response:
     last = sessions[-1]
     athlete = await state.log.athletes.get(user.user_id)
     known = await state.log.exercise(exercise_id) or {}
-    params = progression_params(athlete, state.progression, known.get("mechanic") != "isolation")
+    params = progression_params(athlete, state.progression, known.get("mechanic"))
     plan = prescribe(sessions, last.sets[-1].get("primary_muscles") or [], params)
     units = query.units or "kg"
     body = {

@@ -161,5 +161,5 @@ class Coach:
         sets = [s for s in earlier if s.get("workout_id") != workout_id]
         sets += [{**s, "workout_id": workout_id} for s in todays]
         info = exercises.get(exercise_id) or {}
-        params = progression_params(athlete, self.defaults, info.get("mechanic") != "isolation")
+        params = progression_params(athlete, self.defaults, info.get("mechanic"))
         return prescribe(sessions_of(sets), list(info.get("primary_muscles") or []), params)

@@ -186,7 +186,7 @@ async def _prescribed(
     s: Situation,
     units: str,
 ) -> dict[str, Any]:
-    params = progression_params(athlete, state.progression, exercise.mechanic == "compound")
+    params = progression_params(athlete, state.progression, exercise.mechanic)
     low, high, rpe = params.rep_min, params.rep_max, params.target_rpe
     item: dict[str, Any] = {
         "exercise_id": exercise.id,

@@ -186,5 +186,5 @@ def test_progression_params_follow_goal_and_experience(
     goals: tuple[str, ...], experience: str | None, expected: tuple[int, int, float]
 ) -> None:
     athlete = Athlete("u", goals=goals, experience=experience)
-    params = progression_params(athlete, ProgressionParams(), compound=True)
+    params = progression_params(athlete, ProgressionParams(), "compound")
     assert (params.rep_min, params.rep_max, params.target_rpe) == expected
