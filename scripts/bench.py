@@ -28,57 +28,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from bench_common import CONNECTIONS, Row, ensure_wrk, print_table, row, rss_mb
 from bench_router import free_port, run_wrk, spawn, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 FITTRACKER = Path(sys.executable).with_name("fittracker")
-CONNECTIONS = 64
 USERS, WORKOUTS_EACH = 64, 4
 SET_BODY = '{"exercise_id": "Barbell_Squat", "reps": 5, "weight_kg": 100}'
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark account
-
-
-@dataclass
-class Row:
-    scenario: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    rss_mb: float
-    baseline: str = ""
-    ratio: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    print("wrk is missing: installing it with apt-get", file=sys.stderr)
-    for command in ([*sudo, "apt-get", "update", "-qq"], [*sudo, "apt-get", "install", "-y", "-qq", "wrk"]):
-        subprocess.run(command, check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # noqa: S603
-    return shutil.which("wrk") or sys.exit("wrk could not be installed")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Server:
@@ -187,16 +154,6 @@ def measure(wrk: str, url: str, seconds: float, warmup: float, **options: Any) -
     return run_wrk(wrk, url, seconds, CONNECTIONS, **options)
 
 
-def row(
-    name: str, got: dict[str, Any], pid: int, baseline: dict[str, Any] | None = None, label: str = ""
-) -> Row:
-    out = Row(name, got["rps"], got["p50_ms"], got["p99_ms"], got["errors"], rss_mb(pid))
-    if baseline is not None:
-        out.baseline = f"{label} {baseline['rps']:.0f} req/s"
-        out.ratio = f"{got['rps'] / baseline['rps']:.2f} x" if baseline["rps"] else ""
-    return out
-
-
 def run(seconds: float, warmup: float) -> tuple[list[Row], bool]:
     wrk = ensure_wrk()
     rows: list[Row] = []
@@ -248,19 +205,6 @@ def run(seconds: float, warmup: float) -> tuple[list[Row], bool]:
         finally:
             server.stop()
             stop(hello)
-
-
-def print_table(rows: list[Row]) -> None:
-    head = f"{'scenario':<30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'RSS MB':>8}"
-    print(head + "  baseline (same run)")
-    for r in rows:
-        rps = "" if r.rps != r.rps else f"{r.rps:.0f}"  # NaN: not a throughput scenario
-        p99 = "" if r.p99_ms != r.p99_ms else f"{r.p99_ms:.2f}"
-        cells = f"{r.scenario:<30}{rps:>9}{r.p50_ms:>9.2f}{p99:>9}{r.errors:>8}{r.rss_mb:>8.1f}"
-        print(f"{cells}  {r.baseline} {r.ratio}")
-        for key, value in r.extra.items():
-            print(f"{'':<30}{key}: {value}")
-    print(f"wrk, {CONNECTIONS} connections, load and server share this machine's {os.cpu_count()} cores")
 
 
 def main() -> int:
