@@ -46,10 +46,12 @@ class PrefixRule(AbstractRuleMatching):
 
     def __init__(self, prefixes: Iterable[str]) -> None:
         self.prefixes = tuple(prefixes)
+        self._exact = frozenset(self.prefixes)
+        self._under = tuple(p + "/" for p in self.prefixes)
 
     async def match(self, request: web.Request) -> bool:
-        path = request.path
-        return any(path == p or path.startswith(p + "/") for p in self.prefixes)
+        path = request.path  # runs for every sub-app on every request: no per-call allocations
+        return path in self._exact or path.startswith(self._under)
 
     def get_info(self) -> dict[str, Any]:  # type: ignore[override]
         return {"prefixes": self.prefixes}

@@ -28,6 +28,8 @@ SECRET_KEYS = frozenset(
         "cookie",
     }
 )
+# The name of the one handler ``configure_logging`` installs on the root logger.
+HANDLER_NAME = "fittracker"
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 
@@ -93,7 +95,7 @@ class ContextFilter(logging.Filter):
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Install one handler on the root logger (idempotent: replaces what it installed before)."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.set_name("fittracker")
+    handler.set_name(HANDLER_NAME)
     if fmt == "json":
         handler.setFormatter(
             OrjsonFormatter(  # orjson: the access line is written for every request
@@ -107,7 +109,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         )
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "fittracker"]:
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp.web_urldispatcher import AbstractResource
 
 from fittracker.auth import AUTH_ERROR, PRINCIPAL, bearer_token
 from fittracker.context import CONTEXT
 from fittracker.errors import TooManyRequests, Unauthorized
+from fittracker.http.accesslog import AccessLog
 from fittracker.http.problems import problem_middleware
 from fittracker.http.requestid import HEADER, accept_or_make
 from fittracker.log import reset_request_id, set_request_id
@@ -19,7 +21,6 @@ from fittracker.runtime import Runtime
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-access_log = logging.getLogger("fittracker.access")
 REQUEST_ID = web.RequestKey("fittracker.request_id", str)
 CLIENT_IP = web.RequestKey("fittracker.client_ip", str)
 # Paths the infrastructure polls; never rate limited (nor is each plug-in's <prefix>/health).
@@ -45,6 +46,8 @@ def is_unlimited(request: web.Request) -> bool:
     path = request.path
     if path in UNLIMITED:
         return True
+    if not path.endswith("/health"):
+        return False
     for app in request.match_info.apps:
         ctx = app.get(CONTEXT)
         if ctx is not None and any(path == f"{prefix}/health" for prefix in ctx.info.prefixes):
@@ -52,16 +55,37 @@ def is_unlimited(request: web.Request) -> bool:
     return False
 
 
-def route_label(request: web.Request) -> str:
-    """The route template (``/api/v1/users/{id}``), never the raw path (bounded cardinality)."""
-    route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """What the middlewares need to know about a matched route, worked out once per route."""
+
+    plugin: str  # the owning plug-in, or "core"
+    label: str  # the metrics label: the route template, or "unmatched"
+
+
+class RouteInfos:
+    """``RouteInfo`` per resource, cached: routes are fixed once the app runs."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[AbstractResource, RouteInfo]] = {}
+
+    def of(self, request: web.Request) -> RouteInfo:
+        route = request.match_info.route
+        resource = route.resource if route is not None else None
+        if resource is None:  # unmatched paths: their sub-app still names the plug-in
+            return RouteInfo(owning_plugin(request) or "core", "unmatched")
+        hit = self._known.get(id(resource))
+        if hit is not None and hit[0] is resource:
+            return hit[1]
+        info = RouteInfo(owning_plugin(request) or "core", resource.canonical)
+        self._known[id(resource)] = (resource, info)
+        return info
 
 
 def make_middlewares(runtime: Runtime) -> list[Middleware]:
-    metrics = runtime.metrics
-    log_access = runtime.settings.section("log")["access_log"]
+    stats = runtime.metrics.http
+    access = AccessLog() if runtime.settings.section("log")["access_log"] else None
+    routes = RouteInfos()
 
     @web.middleware
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -70,7 +94,7 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
         request[CLIENT_IP] = runtime.client_address.of(request)
         token = set_request_id(request_id)
         started = time.perf_counter()
-        metrics.in_flight.inc()
+        stats.in_flight += 1
         status = 500
         try:
             response = await handler(request)
@@ -85,27 +109,20 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
             exc.headers[HEADER] = request_id
             raise
         finally:
-            metrics.in_flight.dec()
+            stats.in_flight -= 1
             elapsed = time.perf_counter() - started
-            plugin = owning_plugin(request) or "core"
-            route = route_label(request)
-            metrics.requests.labels(
-                plugin=plugin, method=request.method, route=route, status=str(status)
-            ).inc()
-            metrics.latency.labels(plugin=plugin, route=route).observe(elapsed)
-            if log_access:
+            info = routes.of(request)
+            stats.finished(info.plugin, request.method, info.label, status, elapsed)
+            if access is not None:
                 principal = request.get(PRINCIPAL)
-                access_log.info(
-                    "%s %s %s",
-                    request.method,
-                    request.path,
-                    status,
-                    extra={
+                access.write(
+                    f"{request.method} {request.path} {status}",
+                    {
                         "method": request.method,
                         "path": request.path,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
-                        "plugin": plugin,
+                        "plugin": info.plugin,
                         "user_id": principal.user_id if principal else None,
                         "request_id": request_id,
                         "remote": request[CLIENT_IP],
@@ -134,9 +151,10 @@ def make_middlewares(runtime: Runtime) -> list[Middleware]:
                 return await handler(request)
             principal = request.get(PRINCIPAL)
             client = f"u:{principal.user_id}" if principal else f"ip:{request[CLIENT_IP]}"
-            verdict, scope = await limiter.check(client, owning_plugin(request))
+            plugin = routes.of(request).plugin
+            verdict, scope = await limiter.check(client, None if plugin == "core" else plugin)
             if not verdict.allowed:
-                metrics.rate_limited.labels(scope=scope).inc()
+                runtime.metrics.rate_limited.labels(scope=scope).inc()
                 raise TooManyRequests(
                     f"rate limit of {verdict.limit} requests per {limiter.window_s} s reached ({scope})",
                     headers=verdict.headers(),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-import uuid
+
+from fittracker.ids import random_hex
 
 HEADER = "X-Request-ID"
 # Ids travel into logs and other services: accept only short, plain tokens.
@@ -13,4 +14,4 @@ _VALID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
 def accept_or_make(incoming: str | None) -> str:
     if incoming and _VALID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return random_hex()
