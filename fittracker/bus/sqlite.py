@@ -23,15 +23,15 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from fittracker.bus.base import BusMetrics, Event, Handler, require_positive
 from fittracker.bus.sqlite_log import Delivery, SqliteLog, types_param
+from fittracker.ids import random_hex
+from fittracker.sqlite_thread import SqliteThread
 
 log = logging.getLogger("fittracker.bus")
 
@@ -72,13 +72,14 @@ class SqliteEventBus:
         self._log = SqliteLog(Path(data_dir) / "events.db", busy_timeout=busy_timeout)
         self._metrics = metrics
         # Unique per instance: two buses in one process must not share pending entries.
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{random_hex()[:8]}"
         self._poll_interval = poll_interval
         self._visibility_timeout = visibility_timeout
         self._max_deliveries = max_deliveries
         self._batch_size = batch_size
         self._close_timeout = close_timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fittracker-bus")
+        # One thread owns the connection; concurrent publishes and acks share a commit.
+        self._thread = SqliteThread("fittracker-bus", self._log.connection)
         self._groups: dict[str, dict[str, Handler]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._poller: asyncio.Task[None] | None = None
@@ -105,7 +106,7 @@ class SqliteEventBus:
         request_id: str | None = None,
     ) -> Event:
         event = Event(type=type, source=source, data=dict(data), subject=subject, request_id=request_id)
-        await self._run(self._log.append, event)
+        await self._run_write(self._log.append, event)
         if self._metrics is not None:
             self._metrics.published(type)
         self._wake()
@@ -169,8 +170,7 @@ class SqliteEventBus:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._log.close)
-        self._executor.shutdown(wait=True)
+        await self._thread.shutdown(self._log.close)
         self._close_done.set()
 
     # -- retention ---------------------------------------------------------------------
@@ -188,8 +188,13 @@ class SqliteEventBus:
     async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if self._closed:
             raise BusClosedError("the event bus is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await self._thread.run(functools.partial(fn, *args, **kwargs))
+
+    async def _run_write(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Like ``_run`` for a write, which may share its commit with other writes."""
+        if self._closed:
+            raise BusClosedError("the event bus is closed")
+        return await self._thread.run(functools.partial(fn, *args, **kwargs), write=True)
 
     def _wake(self) -> None:
         """Wake every local waiter; each waiter re-reads the log, then waits on a fresh Event."""
@@ -283,7 +288,7 @@ class SqliteEventBus:
                 )
                 self._handled(group, event.type, "error")
                 continue
-            await self._run(self._log.ack, group, item.seq)
+            await self._run_write(self._log.ack, group, item.seq)
             self._handled(group, event.type, "ok")
 
     def _report_dead(self, group: str, dead: list[Delivery]) -> None:

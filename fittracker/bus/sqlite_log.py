@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from fittracker.bus.base import Event
+from fittracker.sqlite_thread import transaction
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -94,6 +95,10 @@ class SqliteLog:
         self._busy_timeout = busy_timeout
         self._db: sqlite3.Connection | None = None
 
+    def connection(self) -> sqlite3.Connection:
+        """The connection, opened (and the schema created) on first use."""
+        return self._conn()
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,16 +117,9 @@ class SqliteLog:
             self._db = db
         return self._db
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        # A savepoint when the calling batch already holds a transaction (group commit).
+        return transaction(self._conn())
 
     def ping(self) -> None:
         self._conn().execute("SELECT 1").fetchone()

@@ -13,7 +13,6 @@ never blocks and the connection is only ever used from the thread that opened it
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -21,10 +20,11 @@ import pathlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
+
+from fittracker.sqlite_thread import SqliteThread, transaction
 
 from . import query as q
 from .base import (
@@ -46,6 +46,17 @@ Pred = Callable[[str, str], Sql]
 
 _RANGE_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _UNAVAILABLE = ("readonly", "disk i/o error", "disk is full", "unable to open", "is locked", "not a database")
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, sqlite3.Error):
+        out: Exception = translate_error(exc)
+    elif isinstance(exc, OSError):  # e.g. the data directory cannot be created
+        out = StorageUnavailable(str(exc))
+    else:
+        return exc
+    out.__cause__ = exc
+    return out
 
 
 def translate_error(exc: sqlite3.Error) -> StorageError:
@@ -214,19 +225,6 @@ def compile_filter(
     return _join(" AND ", [*fixed, _expand(open_)] if open_ else fixed)
 
 
-def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
-    # IMMEDIATE takes the write lock up front, so read-modify-write is atomic across processes.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work()
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
-
-
 class SqliteCollection:
     """A table ``(id TEXT PRIMARY KEY, doc TEXT NOT NULL)`` holding one JSON document per row."""
 
@@ -241,9 +239,12 @@ class SqliteCollection:
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         def wrapped(conn: sqlite3.Connection) -> T:
             self._db._ensure_table(conn, self.name)
-            return _transaction(conn, lambda: work(conn)) if write else work(conn)
+            if not write:
+                return work(conn)
+            with transaction(conn):
+                return work(conn)
 
-        return await self._db._run(wrapped)
+        return await self._db._run(wrapped, write=write)
 
     async def _indexed_paths(self) -> frozenset[str]:
         """Paths with an array partial index (read from the schema once; create_index resets)."""
@@ -391,8 +392,8 @@ class SqliteDatabase:
         self.name = q.check_name("database", name)
         self.path = path
         self._busy_ms = int(busy_timeout * 1000)
-        # One worker: sqlite3 connections are single-threaded, and it serialises our writes.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
+        # One thread: sqlite3 connections are single-threaded, and it serialises (and batches) writes.
+        self._thread = SqliteThread(f"sqlite-{name}", self._connection, _translate)
         self._conn: sqlite3.Connection | None = None
         self._tables: set[str] = set()
         self._collections: dict[str, SqliteCollection] = {}
@@ -410,27 +411,19 @@ class SqliteDatabase:
         if self._closed:
             return
         self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
-        finally:
-            self._executor.shutdown(wait=False)
+        await self._thread.shutdown(self._disconnect)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         if self._closed:
             raise StorageUnavailable(f"database {self.name!r} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+        return await self._thread.run(lambda: work(self._connection()), write=write)
 
-    # The methods below run on the worker thread only.
+    # The methods below run on the database's thread only.
 
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._conn is None:
-                self._conn = self._connect()
-            return work(self._conn)
-        except sqlite3.Error as exc:
-            raise translate_error(exc) from exc
-        except OSError as exc:  # e.g. the data directory cannot be created
-            raise StorageUnavailable(str(exc)) from exc
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)

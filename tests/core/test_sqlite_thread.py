@@ -1,0 +1,128 @@
+"""Group commit: concurrent work shares a transaction, and no result escapes an uncommitted one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from fittracker.sqlite_thread import SqliteThread, transaction
+
+
+class Db:
+    """A file with a table and a counter of transactions begun on the connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        self.begun = 0
+
+    def connection(self) -> sqlite3.Connection:
+        if self.conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS item (id INTEGER PRIMARY KEY, parent INTEGER "
+                "REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+            conn.set_trace_callback(self._trace)
+            self.conn = conn
+        return self.conn
+
+    def _trace(self, statement: str) -> None:
+        if statement.startswith("BEGIN"):
+            self.begun += 1
+
+    def rows(self) -> list[int]:
+        with sqlite3.connect(self.path) as other:  # a second connection sees only what committed
+            return [r[0] for r in other.execute("SELECT id FROM item ORDER BY id")]
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[tuple[Db, SqliteThread]]:
+    db = Db(tmp_path / "t.db")
+    thread = SqliteThread("test-sqlite", db.connection)
+    await thread.run(lambda: db.connection())  # open it (and create the tables) first
+    db.begun = 0
+    yield db, thread
+    await thread.shutdown(db.close)
+
+
+def insert(db: Db, item_id: int, parent: int | None = None) -> int:
+    with transaction(db.connection()) as conn:
+        conn.execute("INSERT INTO item (id, parent) VALUES (?, ?)", (item_id, parent))
+    return item_id
+
+
+async def test_concurrent_writes_share_transactions(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    done = await asyncio.gather(*(thread.run(partial(insert, store, n), write=True) for n in range(200)))
+    assert done == list(range(200))
+    assert store.rows() == list(range(200))
+    # 200 writers queued at once: far fewer transactions than writes (the first runs alone).
+    assert store.begun < 20, store.begun
+
+
+async def test_a_failing_item_rolls_back_only_itself(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    await thread.run(lambda: insert(store, 5), write=True)
+
+    def two_then_duplicate() -> None:
+        insert(store, 6)
+        insert(store, 5)  # the primary key exists: this item fails, and takes its 6 with it
+
+    results = await asyncio.gather(
+        thread.run(lambda: insert(store, 1), write=True),
+        thread.run(two_then_duplicate, write=True),
+        thread.run(lambda: insert(store, 2), write=True),
+        return_exceptions=True,
+    )
+    assert results[0] == 1 and results[2] == 2
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert store.rows() == [1, 2, 5]
+
+
+async def test_a_failed_commit_fails_every_item_and_keeps_nothing(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    # A deferred foreign key is checked at COMMIT: the whole batch's commit fails.
+    results = await asyncio.gather(
+        thread.run(lambda: insert(store, 1), write=True),
+        thread.run(lambda: insert(store, 2, parent=99), write=True),
+        thread.run(lambda: insert(store, 3), write=True),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert store.rows() == []
+    assert not store.connection().in_transaction
+    assert await thread.run(lambda: insert(store, 4), write=True) == 4  # and it carries on
+    assert store.rows() == [4]
+
+
+async def test_reads_alone_take_no_write_lock(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+
+    def count() -> int:
+        return int(store.connection().execute("SELECT COUNT(*) FROM item").fetchone()[0])
+
+    assert await asyncio.gather(*(thread.run(count) for _ in range(20))) == [0] * 20
+    assert store.begun == 0
+
+
+async def test_errors_are_translated(tmp_path: Path) -> None:
+    store = Db(tmp_path / "t.db")
+    thread = SqliteThread("test-sqlite", store.connection, lambda exc: LookupError(str(exc)))
+    try:
+        with pytest.raises(LookupError, match="no such table"):
+            await thread.run(lambda: store.connection().execute("SELECT * FROM missing").fetchall())
+    finally:
+        await thread.shutdown(store.close)
