@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fittracker.errors import Forbidden, Unauthorized
+from fittracker.ids import random_hex
 
 if TYPE_CHECKING:
     from fittracker.bus import EventBus
@@ -143,7 +143,7 @@ class Auth:
         if self._private is None:
             raise RuntimeError("this process has no private key: it can verify tokens but not issue them")
         now = int(time.time())
-        jti = uuid.uuid4().hex
+        jti = random_hex()
         claims = {
             **(extra or {}),
             "iss": self.issuer,

@@ -13,11 +13,12 @@ Two ways to receive events:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from fittracker.ids import random_hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class Event:
     data: dict[str, Any]
     subject: str | None = None
     request_id: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: random_hex())
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
     specversion: str = "1.0"
 

@@ -32,7 +32,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncGenerator, Collection, Mapping
 from datetime import datetime
 from typing import Any
@@ -41,6 +40,7 @@ import redis.exceptions
 
 from fittracker.bus.base import BusMetrics, Event, Handler, require_positive
 from fittracker.bus.redis_stream import Delivery, RedisStream, decode, id_before
+from fittracker.ids import random_hex
 from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
 
 log = logging.getLogger("fittracker.bus")
@@ -75,7 +75,7 @@ class RedisEventBus:
         )
         self._metrics = metrics
         # Unique per instance: two buses in one process must not share pending entries.
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{random_hex()[:8]}"
         # No socket timeout: XREADGROUP/XREAD legitimately block for up to poll_block_ms.
         self._redis = redis_client(url, decode_responses=True)
         self._stream = RedisStream(

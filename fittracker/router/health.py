@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from fittracker.ids import random_hex
 from fittracker.router.headers import probe_headers
 from fittracker.router.pool import Upstream, UpstreamPool
 
@@ -79,7 +79,7 @@ class HealthProber:
 
     async def probe(self, upstream: Upstream) -> bool:
         """One health probe: True when the upstream answers the probe path with a 2xx."""
-        request_id = f"probe-{uuid.uuid4().hex}"
+        request_id = f"probe-{random_hex()}"
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
             session = self._session_for(upstream)

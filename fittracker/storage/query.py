@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import math
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any, Final
+
+from fittracker.ids import random_hex
 
 from .base import Document, Filter, InvalidQuery, Update
 
@@ -35,7 +36,7 @@ _MISSING: Final = object()
 
 def new_id() -> str:
     """A fresh document id (uuid4 hex), the same on every backend."""
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 def check_name(kind: str, name: object) -> str:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import signal
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import aiohttp
 
 from fittracker import internal_auth
 from fittracker.http.requestid import HEADER as REQUEST_ID_HEADER
+from fittracker.ids import random_hex
 from fittracker.router.pool import Upstream
 
 READY_LINE = re.compile(r"^FitTracker worker (?P<plugin>\S+) (?P<id>\S+) ready on (?P<url>\S+)$")
@@ -162,7 +162,7 @@ class WorkerProcess:
 
     async def probe(self, path: str, secret: str, limit_s: float) -> str | None:
         """GET ``path`` over the worker's socket: None when healthy, else what went wrong."""
-        request_id = f"probe-{uuid.uuid4().hex}"
+        request_id = f"probe-{random_hex()}"
         headers = {REQUEST_ID_HEADER: request_id}
         if secret:
             headers[internal_auth.HEADER] = internal_auth.sign(secret, "GET", path, request_id)

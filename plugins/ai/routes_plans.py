@@ -17,7 +17,6 @@ routine is a 502 with its detail; not reaching it, a 503.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from fittracker import (
 )
 from fittracker.http import json_response, no_content, read_model, read_query
 from fittracker.http.pagination import after_cursor, encode_cursor
+from fittracker.ids import random_hex
 from fittracker.openapi import BEARER, operation, query_parameters, schemas
 from fittracker.openapi import json_response as doc_response
 from fittracker.services import ServiceResponse
@@ -71,7 +71,7 @@ class PlanStore:
         """A new plan of ``owner_id``; ``fields`` are the name, request and the built plan."""
         doc = {
             **fields,
-            "_id": uuid.uuid4().hex,
+            "_id": random_hex(),
             "owner_id": owner_id,
             "created_at": now_iso(),
             "routine_id": None,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from fittracker_plugins.notifications.delivery_policy import iso, utcnow
 from fittracker_plugins.notifications.service import Notifier, claim_id
 
 from fittracker import PluginContext
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Document, DuplicateKeyError
 
 RUNNABLE = ["queued", "running"]
@@ -77,7 +77,7 @@ class BulkJobs:
         key = body.get("idempotency_key")
         now = iso(utcnow())
         doc: Document = {
-            "_id": claim_id("bulk", key) if key else uuid.uuid4().hex,
+            "_id": claim_id("bulk", key) if key else random_hex(),
             "audience": audience_of(body["audience"]),
             "category": body["category"],
             "title": body["title"],
@@ -131,7 +131,7 @@ class BulkRunner:
         self.notifier = notifier
         self.directory: Collection = ctx.db.collection("users_directory")
         self.follows: Collection = ctx.db.collection("follows")
-        self.owner = uuid.uuid4().hex
+        self.owner = random_hex()
         settings = ctx.settings
         self.batch = int(settings["bulk_batch_size"])
         self.pause_s = float(settings["bulk_pause_s"])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from fittracker_plugins.notifications.delivery_policy import Clock, RetryPolicy,
 from fittracker_plugins.notifications.delivery_senders import Senders, SendResult, delivery_metric
 
 from fittracker import PluginContext
+from fittracker.ids import random_hex
 from fittracker.push import PushProvider
 from fittracker.storage import Document, DuplicateKeyError
 
@@ -220,7 +220,7 @@ class Dispatcher:
                 {
                     "$set": {
                         "lease_until": lease_until,
-                        "lease_owner": uuid.uuid4().hex,
+                        "lease_owner": random_hex(),
                         "updated_at": now_s,
                     },
                     "$inc": {"attempts": 1},

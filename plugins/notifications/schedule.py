@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from fittracker_plugins.notifications.delivery_policy import iso, parse_iso, utc
 from fittracker_plugins.notifications.service import Notifier
 
 from fittracker import PluginContext
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Document
 
 BATCH = 50
@@ -59,7 +59,7 @@ class ScheduledStore:
     ) -> Document:  # fmt: skip
         now = iso(utcnow())
         doc: Document = {
-            "_id": uuid.uuid4().hex,
+            "_id": random_hex(),
             "kind": "send",
             "user_id": user_id,
             "category": category,
@@ -156,7 +156,7 @@ class Scheduler:
             expected = {"_id": doc["_id"], "state": doc["state"], "send_at": doc["send_at"]}
             if doc["state"] == "firing":
                 expected["fire_until"] = doc["fire_until"]
-            owner = uuid.uuid4().hex
+            owner = random_hex()
             won = await self.items.update_one(
                 expected,
                 {"$set": {"state": "firing", "owner": owner, "fire_until": iso(utcnow() + self.lease)}},

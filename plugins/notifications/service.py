@@ -15,7 +15,6 @@ is safe to repeat: the stream dedupes by seq and the dispatcher by notification 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -25,6 +24,7 @@ from fittracker_plugins.notifications.prefs import PreferenceStore
 from fittracker_plugins.notifications.stream import Stream, iso, public_item
 
 from fittracker import PluginContext
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Database, Document, DuplicateKeyError
 
 Clock = Callable[[], datetime]
@@ -139,7 +139,7 @@ class Notifier:
         prefs = await self.prefs.effective(user_id)
         channels = prefs.channels(category)
         notification: Document = {
-            "id": uuid.uuid4().hex,
+            "id": random_hex(),
             "user_id": user_id,
             "category": category,
             "type": type_,

@@ -19,12 +19,12 @@ Timestamps are ISO 8601 UTC strings with microseconds, so they sort as text.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from fittracker.http.pagination import after_cursor, encode_cursor
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Database, DuplicateKeyError
 
 Document = dict[str, Any]
@@ -58,7 +58,7 @@ def now_iso() -> str:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 def valid_user_id(value: str) -> bool:

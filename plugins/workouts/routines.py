@@ -20,7 +20,6 @@ Timestamps are ISO 8601 UTC strings with microseconds, so they sort as text.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from fittracker_plugins.workouts.catalog import Catalog
 from fittracker_plugins.workouts.workouts_store import now_iso
 
 from fittracker.http.pagination import after_cursor, encode_cursor
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Database, DuplicateKeyError
 
 Document = dict[str, Any]
@@ -210,7 +210,7 @@ class RoutineStore:
     async def create(self, owner_id: str, fields: Mapping[str, Any]) -> Document:
         """A new routine of ``owner_id``; ``fields`` are validated (name, description, visibility, days)."""
         doc = self._fresh({**fields, "owner_id": owner_id, "is_template": False})
-        doc["_id"] = uuid.uuid4().hex
+        doc["_id"] = random_hex()
         return await self.routines.insert_one(doc)
 
     async def update(self, owner_id: str, routine_id: str, changes: Mapping[str, Any]) -> Document | None:

@@ -16,13 +16,13 @@ rewritten (versioned) after every change of the workout's status or start.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from fittracker import Conflict
 from fittracker.http.pagination import after_cursor, decode_cursor, encode_cursor
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Database, Document, DuplicateKeyError
 
 RETRIES = 50
@@ -41,7 +41,7 @@ def now_iso() -> str:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 class ConcurrentUpdate(Conflict):
