@@ -6,20 +6,26 @@ once per catalog version (idempotent; a new version upgrades the stored copy, an
 that disappeared are kept as ``retired`` so old workouts still resolve them). Reads of
 built-ins are served from memory: the catalog is small (873 entries) and read on every
 search, set and routine. Custom exercises live only in the database, visible to their owner.
+
+Searches are answered from memory: the built-ins matching a filter are worked out once per
+filter (they change only at start-up), and each user's custom exercises are kept per process
+(:class:`CustomCache`), dropped whenever they change here or another process announces a
+change with ``exercise.custom_changed``, and after a minute at most.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from fittracker.ids import random_hex
 from fittracker.storage import Collection, Database, DuplicateKeyError
 
 Exercise = dict[str, Any]
@@ -35,7 +41,11 @@ FIELDS = (
     "secondary_muscles",
 )
 CUSTOM_PREFIX = "custom-"
+CUSTOM_CHANGED = "exercise.custom_changed"  # {user_id, exercise_id, change}: caches drop the user's
 _WORD = re.compile(r"[a-z0-9]+")
+_MATCHES_KEPT = 2048  # distinct search filters remembered (then the memo starts afresh)
+
+Announce = Callable[[str, str, str], Awaitable[None]]  # (user_id, exercise_id, change)
 
 
 def words_of(text: str) -> list[str]:
@@ -93,15 +103,59 @@ class SearchFilter:
         return True
 
 
+class CustomCache:
+    """Users' custom exercises in this process, for searches.
+
+    An entry is dropped when the user's custom exercises change (in this process, or announced
+    by another) and is trusted for ``ttl_s`` at most, in case an announcement was missed. A read
+    that raced with a change is not kept: every change bumps ``generation``, and a read keeps
+    its result only if the generation it started under is still current.
+    """
+
+    def __init__(self, max_users: int = 10_000, ttl_s: float = 60.0) -> None:
+        self._entries: OrderedDict[str, tuple[float, list[Exercise]]] = OrderedDict()
+        self._max_users = max_users
+        self._ttl_s = ttl_s
+        self.generation = 0
+
+    def get(self, user_id: str) -> list[Exercise] | None:
+        entry = self._entries.get(user_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        self._entries.move_to_end(user_id)
+        return entry[1]
+
+    def put(self, user_id: str, generation: int, exercises: list[Exercise]) -> None:
+        if generation != self.generation:
+            return  # something changed while it was read: it may be stale
+        self._entries[user_id] = (time.monotonic() + self._ttl_s, exercises)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self._max_users:
+            self._entries.popitem(last=False)
+
+    def forget(self, user_id: str | None = None) -> None:
+        """Drop one user's entry, or (None) everyone's."""
+        self.generation += 1
+        if user_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(user_id, None)
+
+
 class Catalog:
     """Built-in exercises (memory, from the database) and custom ones (database)."""
 
-    def __init__(self, db: Database, shipped: Shipped | None = None) -> None:
+    def __init__(
+        self, db: Database, shipped: Shipped | None = None, announce: Announce | None = None
+    ) -> None:
         self._shipped = shipped or Shipped.load()
         self.exercises: Collection = db.collection("exercises")
         self.meta: Collection = db.collection("meta")
         self._builtin: dict[str, Exercise] = {}
         self._active: list[Exercise] = []  # built-ins not retired, sorted by name
+        self._matches: dict[SearchFilter, tuple[Exercise, ...]] = {}  # shared: never mutated
+        self.custom = CustomCache()
+        self._announce = announce
         self.version = ""
 
     # --- start-up -----------------------------------------------------------------------------
@@ -148,6 +202,7 @@ class Catalog:
             (e for e in self._builtin.values() if not e["_retired"]),
             key=lambda e: (e["name"].lower(), e["id"]),
         )
+        self._matches = {}
         meta = await self.meta.find_one({"_id": "catalog"})
         self.version = str((meta or {}).get("version", ""))
 
@@ -179,8 +234,29 @@ class Catalog:
         return ex is not None and not ex["_retired"]
 
     async def _custom_docs(self, user_id: str) -> list[Exercise]:
-        docs = await self.exercises.find({"owner_id": user_id}, sort=[("name", 1)])
-        return [self._cached(d) for d in docs]
+        found = self.custom.get(user_id)
+        if found is None:
+            generation = self.custom.generation
+            docs = await self.exercises.find({"owner_id": user_id}, sort=[("name", 1)])
+            found = [self._cached(d) for d in docs]
+            self.custom.put(user_id, generation, found)
+        return found
+
+    def _builtin_matches(self, flt: SearchFilter) -> tuple[Exercise, ...]:
+        """The active built-ins matching ``flt``, by name, as the API shows them (memoised)."""
+        found = self._matches.get(flt)
+        if found is None:
+            terms = words_of(flt.q or "")
+            found = tuple(self.strip(ex) for ex in self._active if flt.matches(ex, terms))
+            if len(self._matches) >= _MATCHES_KEPT:
+                self._matches = {}
+            self._matches[flt] = found
+        return found
+
+    async def _changed(self, user_id: str, exercise_id: str, change: str) -> None:
+        self.custom.forget(user_id)
+        if self._announce is not None:
+            await self._announce(user_id, exercise_id, change)
 
     async def visible(self, user_id: str, exercise_id: str) -> Exercise | None:
         """The exercise if it is a built-in or the user's own custom one; else None."""
@@ -213,10 +289,13 @@ class Catalog:
         """Matching exercises (the user's custom ones first, then built-ins by name) and the total."""
         terms = words_of(flt.q or "")
         pool = (await self._custom_docs(user_id)) if user_id else []
-        matched = [ex for ex in pool if flt.matches(ex, terms)]
-        matched.extend(ex for ex in self._active if flt.matches(ex, terms))
-        page = matched[offset : offset + limit] if limit else matched[offset:]
-        return [self.strip(ex) for ex in page], len(matched)
+        mine = [self.strip(ex) for ex in pool if flt.matches(ex, terms)]
+        builtins = self._builtin_matches(flt)
+        end = offset + limit if limit else None
+        if not mine:
+            return list(builtins[offset:end]), len(builtins)
+        matched = [*mine, *builtins]
+        return matched[offset:end], len(matched)
 
     async def facets(self, user_id: str | None, flt: SearchFilter | None = None) -> dict[str, dict[str, int]]:
         """Counts per category, muscle (primary or secondary), equipment and level."""
@@ -236,10 +315,12 @@ class Catalog:
 
     # --- custom exercises ---------------------------------------------------------------------
     async def create_custom(self, user_id: str, fields: Mapping[str, Any]) -> Exercise:
-        doc: dict[str, Any] = {"_id": CUSTOM_PREFIX + uuid.uuid4().hex, **{f: fields.get(f) for f in FIELDS}}
+        doc: dict[str, Any] = {"_id": CUSTOM_PREFIX + random_hex(), **{f: fields.get(f) for f in FIELDS}}
         doc.update(builtin=False, retired=False, owner_id=user_id, words=words_of(str(fields["name"])))
         doc["created_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
-        return public_view(await self.exercises.insert_one(doc))
+        created = public_view(await self.exercises.insert_one(doc))
+        await self._changed(user_id, created["id"], "created")
+        return created
 
     async def update_custom(
         self, user_id: str, exercise_id: str, fields: Mapping[str, Any]
@@ -252,9 +333,15 @@ class Catalog:
         if not changes:
             return await self.visible(user_id, exercise_id)
         doc = await self.exercises.update_one({"_id": exercise_id, "owner_id": user_id}, {"$set": changes})
-        return public_view(doc) if doc is not None else None
+        if doc is None:
+            return None
+        await self._changed(user_id, exercise_id, "updated")
+        return public_view(doc)
 
     async def delete_custom(self, user_id: str, exercise_id: str) -> bool:
         if not exercise_id.startswith(CUSTOM_PREFIX):
             return False
-        return await self.exercises.delete_one({"_id": exercise_id, "owner_id": user_id}) == 1
+        if await self.exercises.delete_one({"_id": exercise_id, "owner_id": user_id}) != 1:
+            return False
+        await self._changed(user_id, exercise_id, "deleted")
+        return True

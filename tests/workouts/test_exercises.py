@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
+from fittracker_plugins.workouts.catalog import CustomCache
 
 from tests.conftest import MakeClient
 from tests.workouts.conftest import library_config, signed_in
@@ -241,3 +245,63 @@ async def test_custom_exercise_limit(make_client: MakeClient) -> None:
     resp = await client.post("/api/v1/exercises", json=CUSTOM, headers=me.headers)
     assert resp.status == 409
     assert "2 custom exercises" in (await resp.json())["detail"]
+
+
+# --- search caches: what is remembered never hides a change ----------------------------------
+
+
+async def test_search_shows_custom_changes_at_once(library_client: Client) -> None:
+    me = await signed_in(library_client)
+    assert (await search(library_client, me.headers, q="qwertyx"))["total"] == 0  # now cached
+    created = await (await library_client.post("/api/v1/exercises", json=CUSTOM, headers=me.headers)).json()
+    found = await search(library_client, me.headers, muscle="shoulders", limit=1)
+    assert found["items"][0]["id"] == created["id"]  # the user's own come first
+    path = f"/api/v1/exercises/{created['id']}"
+    await library_client.patch(path, json={"name": "Zyxwv Press"}, headers=me.headers)
+    assert (await search(library_client, me.headers, q="qwertyx"))["total"] == 0
+    assert (await search(library_client, me.headers, q="zyxwv"))["total"] == 1
+    await library_client.delete(path, headers=me.headers)
+    assert (await search(library_client, me.headers, q="zyxwv"))["total"] == 0
+    # Built-in results are shared between requests: paging one never changes another.
+    first = await search(library_client, me.headers, muscle="chest", limit=5)
+    again = await search(library_client, me.headers, muscle="chest", limit=5, offset=5)
+    assert first["total"] == again["total"] and first["items"][0] != again["items"][0]
+    assert first == await search(library_client, me.headers, muscle="chest", limit=5)
+
+
+async def test_another_process_sees_custom_changes(make_client: MakeClient, tmp_path: Path) -> None:
+    # Two apps on one data directory, as two workers of the workouts plug-in are.
+    shared = tmp_path / "shared"
+    one = await make_client(plugins=["users", "workouts"], config=library_config(), data_dir=shared)
+    two = await make_client(plugins=["users", "workouts"], config=library_config(), data_dir=shared)
+    me = await signed_in(one)
+    assert (await search(two, me.headers, q="qwertyx"))["total"] == 0  # two has it cached
+    assert (await one.post("/api/v1/exercises", json=CUSTOM, headers=me.headers)).status == 201
+    for _ in range(100):
+        if (await search(two, me.headers, q="qwertyx"))["total"] == 1:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the other process kept showing its cached search")
+
+
+def test_a_read_racing_a_change_is_not_kept() -> None:
+    cache = CustomCache()
+    before = cache.generation
+    cache.forget("u1")  # a change lands while a read (started at ``before``) is in flight
+    cache.put("u1", before, [{"id": "custom-old"}])
+    assert cache.get("u1") is None
+    cache.put("u1", cache.generation, [{"id": "custom-new"}])
+    assert cache.get("u1") == [{"id": "custom-new"}]
+    cache.forget()
+    assert cache.get("u1") is None
+
+
+def test_entries_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("fittracker_plugins.workouts.catalog.time.monotonic", lambda: now[0])
+    cache = CustomCache(ttl_s=60.0)
+    cache.put("u1", cache.generation, [])
+    assert cache.get("u1") == []
+    now[0] += 61
+    assert cache.get("u1") is None
