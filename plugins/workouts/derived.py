@@ -13,11 +13,20 @@ count of workouts started and finished. It is rebuilt whole (never incremented),
 generation number: a rebuild commits only if no other rebuild committed since it started
 reading, else it starts over, so the last commit always saw the latest sessions.
 
+Rebuilding a week on every logged set would cost more than the set itself, so a change only
+marks its week ``dirty`` (a durable marker with a change counter, written with the change).
+Marked weeks are rebuilt shortly after, a burst of sets making one rebuild, and before any
+read of that user's weeks, in whichever process reads them; a marker is removed only if no
+change came in while its week was rebuilt. A crash leaves markers, never stale weeks: the
+next read or start-up rebuilds them.
+
 Weeks are ISO weeks (Monday to Sunday) of the workout's ``started_at`` in UTC.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -31,6 +40,10 @@ from fittracker_plugins.workouts.workouts_store import (
 )
 
 from fittracker.storage import Collection, Database, Document, DuplicateKeyError
+
+log = logging.getLogger("fittracker.plugins.workouts")
+# How long marked weeks wait before their rebuild: the sets of a burst share one rebuild.
+REBUILD_DELAY_S = 0.5
 
 # Weekly volume per muscle: a set fully works its primary muscles and half-works its secondary.
 PRIMARY_SHARE = 1.0
@@ -160,7 +173,8 @@ async def cas_write(
 ) -> Document | None:
     """Write ``compute(current)`` conditioned on ``current[field]`` not having moved; retry if it did.
 
-    ``field`` is a counter bumped by every write; ``compute`` returning None means "leave it".
+    ``field`` is a counter bumped by every write; ``compute`` returning None means "leave it",
+    returning ``{}`` "only bump the counter".
     """
     for _ in range(RETRIES):
         current = await coll.find_one({"_id": doc_id})
@@ -187,12 +201,62 @@ class Derived:
         self.sessions: Collection = db.collection("sessions")
         self.weeks: Collection = db.collection("weeks")
         self.week_exercises: Collection = db.collection("week_exercises")
+        self.dirty: Collection = db.collection("dirty_weeks")
         self._workouts = workouts
+        self._queued: set[str] = set()  # marked weeks this process will rebuild soon
+        self._rebuilder: asyncio.Task[None] | None = None
 
     async def create_indexes(self) -> None:
         await self.sessions.create_index([("uex", 1)])
         await self.sessions.create_index([("uweek", 1)])
         await self.sessions.create_index([("workout_id", 1)])
+        await self.dirty.create_index([("user_id", 1)])
+
+    async def close(self) -> None:
+        """Stop the background rebuilds (their markers stay, for the next read or start)."""
+        if self._rebuilder is not None:
+            self._rebuilder.cancel()
+            await asyncio.gather(self._rebuilder, return_exceptions=True)
+
+    # --- weeks: marked on change, rebuilt soon or before they are read ------------------------
+    async def touch_week(self, user_id: str, day: str) -> None:
+        """Mark the week containing ``day`` as out of date and schedule its rebuild."""
+        monday = week_start(day)
+        doc_id = user_key(user_id, monday)
+        await self.dirty.update_one(
+            {"_id": doc_id},
+            {"$set": {"user_id": user_id, "monday": monday}, "$inc": {"changes": 1}},
+            upsert=True,
+        )
+        self._queued.add(doc_id)
+        if self._rebuilder is None or self._rebuilder.done():
+            self._rebuilder = asyncio.create_task(self._rebuild_queued(), name="workouts:weeks")
+
+    async def settle(self, user_id: str | None = None) -> int:
+        """Rebuild the marked weeks of ``user_id`` (or of everyone) now; returns how many."""
+        markers = await self.dirty.find({"user_id": user_id} if user_id is not None else {})
+        for marker in markers:
+            await self._rebuild_marked(marker)
+        return len(markers)
+
+    async def _rebuild_queued(self) -> None:
+        while self._queued:
+            await asyncio.sleep(REBUILD_DELAY_S)
+            queued, self._queued = self._queued, set()
+            for doc_id in sorted(queued):
+                try:
+                    marker = await self.dirty.find_one({"_id": doc_id})
+                    if marker is not None:
+                        await self._rebuild_marked(marker)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the marker stays: a read or the next start rebuilds it
+                    log.exception("rebuilding week %s failed", doc_id)
+
+    async def _rebuild_marked(self, marker: Document) -> None:
+        await self.rebuild_week(marker["user_id"], marker["monday"])
+        # Only if nothing changed meanwhile: a newer change keeps its marker for another rebuild.
+        await self.dirty.delete_one({"_id": marker["_id"], "changes": marker["changes"]})
 
     async def write_sessions(
         self,
@@ -246,6 +310,7 @@ class Derived:
         self, user_id: str, first_monday: str, last_monday: str, *, exercises: bool = False
     ) -> list[Document]:
         """The week summaries (or, with ``exercises``, the exercise rows) of a span of weeks."""
+        await self.settle(user_id)  # the user's own changes show at once
         # Week ids are "user:monday": a primary-key range, no document is read in vain.
         span = {"$gte": user_key(user_id, first_monday), "$lte": user_key(user_id, last_monday)}
         coll = self.week_exercises if exercises else self.weeks

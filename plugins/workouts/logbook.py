@@ -75,6 +75,10 @@ class Logbook:
         await self.derived.create_indexes()
         await self.records.create_indexes()
         await self.repair()
+        await self.derived.settle()  # weeks a crash left marked
+
+    async def close(self) -> None:
+        await self.derived.close()
 
     async def repair(self) -> int:
         """Rebuild the derived data of workouts a crash left ``stale``; returns how many.
@@ -105,7 +109,7 @@ class Logbook:
             await self.records.recompute(user_id, exercise)
         if doc["status"] == "finished":
             await self.store.set_summary(doc["_id"], await self._summary(doc))
-        await self.derived.rebuild_week(user_id, doc["started_at"])
+        await self.derived.touch_week(user_id, doc["started_at"])
         await self.store.mark_fresh(doc["_id"], int(doc["version"]))
 
     @property
@@ -144,7 +148,7 @@ class Logbook:
         doc = await self.store.create(user_id, fields)
         if doc["routine_id"]:
             await self.routines.record_use(doc["routine_id"])
-        await self.derived.rebuild_week(user_id, doc["started_at"])
+        await self.derived.touch_week(user_id, doc["started_at"])
         await self.store.mark_fresh(doc["_id"], int(doc["version"]))
         data = {"user_id": user_id, "workout_id": doc["_id"], "started_at": doc["started_at"]}
         data.update(routine_id=doc["routine_id"], day_index=doc["day_index"], name=doc["name"])
@@ -181,8 +185,8 @@ class Logbook:
         if before["started_at"] != after["started_at"]:
             ids = [s["exercise_id"] for s in after["sets"]]
             await self.derived.write_sessions(after, ids, await self._exercises(user_id, ids))
-            await self.derived.rebuild_week(user_id, before["started_at"])
-            await self.derived.rebuild_week(user_id, after["started_at"])
+            await self.derived.touch_week(user_id, before["started_at"])
+            await self.derived.touch_week(user_id, after["started_at"])
         if after is not before:
             await self.store.mark_fresh(workout_id, int(after["version"]))
             data = {"user_id": user_id, "workout_id": workout_id, "changes": changes}
@@ -225,7 +229,7 @@ class Logbook:
         await self.derived.write_sessions(doc, exercises, exercises)
         for exercise in exercises.values():
             await self.records.recompute(doc["user_id"], exercise)
-        await self.derived.rebuild_week(doc["user_id"], doc["started_at"])
+        await self.derived.touch_week(doc["user_id"], doc["started_at"])
 
     # --- sets --------------------------------------------------------------------------------
     async def log_set(
@@ -254,7 +258,7 @@ class Logbook:
         await self.derived.write_sessions(after, [body.exercise_id], {body.exercise_id: exercise})
         won = await self.records.detect_set(user_id, workout_id, exercise, item)
         await self.store.add_achievements(workout_id, won)
-        await self.derived.rebuild_week(user_id, after["started_at"])
+        await self.derived.touch_week(user_id, after["started_at"])
         await self.store.mark_fresh(workout_id, int(after["version"]))
         data = {
             "user_id": user_id,
@@ -335,7 +339,7 @@ class Logbook:
         if doc["status"] == "finished":
             fresh = await self.get(user_id, doc["_id"])
             await self.store.set_summary(doc["_id"], await self._summary(fresh))
-        await self.derived.rebuild_week(user_id, doc["started_at"])
+        await self.derived.touch_week(user_id, doc["started_at"])
         await self.store.mark_fresh(doc["_id"], int(doc["version"]))
 
     async def _summary(self, doc: Document) -> Document:
@@ -368,7 +372,7 @@ class Logbook:
         await self.store.add_achievements(workout_id, won)
         summary = await self._summary(await self.get(user_id, workout_id))
         await self.store.set_summary(workout_id, summary)
-        await self.derived.rebuild_week(user_id, after["started_at"])
+        await self.derived.touch_week(user_id, after["started_at"])
         await self.store.mark_fresh(workout_id, int(after["version"]))
         data = {
             "user_id": user_id,
@@ -412,6 +416,7 @@ def setup_logbook(app: web.Application, ctx: PluginContext, catalog: Catalog, pr
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await logbook.start()
         yield
+        await logbook.close()
 
     app.cleanup_ctx.append(lifecycle)
     return logbook
