@@ -122,7 +122,9 @@ class RecordBook:
                 previous = _apply(book, record_type, mark)
                 if previous is not ...:
                     won.append(achievement(book, record_type, mark, previous))
-            return book  # written even when unchanged: bumping rev fences off stale recomputes
+            # Unchanged, only ``rev`` is bumped (an empty body): that still fences off a
+            # recompute that read the sessions before this set, without rewriting the book.
+            return book if won or current is None else {}
 
         await cas_write(self.records, record_id(user_id, exercise["id"]), "rev", compute)
         return won
