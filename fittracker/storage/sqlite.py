@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import math
 import pathlib
 import re
 import sqlite3
@@ -225,6 +226,70 @@ def compile_filter(
     return _join(" AND ", [*fixed, _expand(open_)] if open_ else fixed)
 
 
+# --- compiled filters, remembered by shape -----------------------------------------------------
+# Most filters are a few fields compared with plain values ({"_id": x, "version": 3},
+# {"ustart": {"$gte": a, "$lt": b}}). Their SQL depends only on the field names, the operators
+# and the kinds of values, so it is compiled once per shape and the values are slotted in.
+
+_SLOT_OPS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+Shape = tuple[Any, ...]
+
+
+def _slot_kind(value: Any) -> Any:
+    """ "s"/"n" for a value passed as a parameter, the value itself for SQL literals; None: unsure."""
+    if value is None or isinstance(value, bool):
+        return ("literal", value)
+    if isinstance(value, str):
+        return "s"
+    if isinstance(value, int):
+        return "n" if q.INT64_MIN <= value <= q.INT64_MAX else None
+    if isinstance(value, float):
+        return "n" if math.isfinite(value) else None
+    return None
+
+
+def filter_shape(flt: Mapping[str, Any]) -> tuple[Shape, list[Any]] | None:
+    """The filter's shape and its parameter values in slot order; None for other filters."""
+    shape: list[Any] = []
+    values: list[Any] = []
+    for key, cond in flt.items():
+        if not isinstance(key, str) or key.startswith("$"):
+            return None
+        pairs = cond.items() if type(cond) is dict else (("$eq", cond),)
+        ops = []
+        for op, arg in pairs:
+            kind = _slot_kind(arg)
+            if op not in _SLOT_OPS or kind is None:
+                return None
+            ops.append((op, kind))
+            if kind in ("s", "n"):
+                values.append(arg)
+        shape.append((key, type(cond) is dict, tuple(ops)))
+    return tuple(shape), values
+
+
+def _template(flt: Mapping[str, Any], shape: Shape, indexed: frozenset[str]) -> tuple[str, list[int]] | None:
+    """The SQL of ``shape`` and, per parameter, the slot whose value it takes."""
+    sentinels: dict[Any, int] = {}
+    probe: dict[str, Any] = {}
+    for key, is_ops, ops in shape:
+        args = {}
+        for op, kind in ops:
+            if kind in ("s", "n"):
+                slot = len(sentinels)
+                arg: Any = f"\x00slot{slot}" if kind == "s" else (1 << 62) + slot
+                sentinels[(kind, arg)] = slot
+            else:
+                arg = kind[1]
+            args[op] = arg
+        probe[key] = args if is_ops else args["$eq"]
+    sql, params = compile_filter(probe, indexed=indexed)
+    slots = [sentinels.get(("s" if isinstance(param, str) else "n", param)) for param in params]
+    if any(slot is None for slot in slots):
+        return None  # a parameter that is not one of the values: not a plain shape after all
+    return sql, [slot for slot in slots if slot is not None]
+
+
 class SqliteCollection:
     """A table ``(id TEXT PRIMARY KEY, doc TEXT NOT NULL)`` holding one JSON document per row."""
 
@@ -235,6 +300,7 @@ class SqliteCollection:
         self._insert = f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)"
         self._delete_sql = f"DELETE FROM {self._table} WHERE id IN"
         self._array_paths: frozenset[str] | None = None
+        self._shapes: dict[tuple[Shape, frozenset[str]], tuple[str, list[int]]] = {}
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         def wrapped(conn: sqlite3.Connection) -> T:
@@ -266,9 +332,8 @@ class SqliteCollection:
         indexed: frozenset[str] = frozenset(),
     ) -> Sql:
         flt = {} if flt is None else flt  # None means everything; [] or "" are errors
-        q.check_filter(flt)
         q.check_paging(limit, skip)
-        where, params = compile_filter(flt, indexed=indexed)
+        where, params = self._where(flt, indexed)
         sql = f"SELECT {columns} FROM {self._table} WHERE {where}"
         keys = q.check_keys("sort", sort)
         if keys:
@@ -279,6 +344,23 @@ class SqliteCollection:
             sql += " LIMIT ? OFFSET ?"
             params += [limit or -1, skip]
         return sql, params
+
+    def _where(self, flt: Filter, indexed: frozenset[str]) -> Sql:
+        """The WHERE clause of a filter: remembered per shape, else validated and compiled."""
+        found = filter_shape(flt) if isinstance(flt, dict) else None
+        if found is None:
+            q.check_filter(flt)
+            return compile_filter(flt, indexed=indexed)
+        shape, values = found
+        template = self._shapes.get((shape, indexed))
+        if template is None:
+            q.check_filter(flt)  # field names are checked once per shape
+            made = _template(flt, shape, indexed)
+            if made is None:
+                return compile_filter(flt, indexed=indexed)
+            template = self._shapes[(shape, indexed)] = made
+        sql, slots = template
+        return sql, [values[slot] for slot in slots]
 
     async def insert_one(self, doc: Document) -> Document:
         return (await self.insert_many([doc]))[0]
@@ -324,7 +406,8 @@ class SqliteCollection:
         self, flt: Filter, update: Update, limit: int, upsert: bool
     ) -> tuple[Document | None, int]:
         """Read-modify-write in one IMMEDIATE transaction; returns (last doc after, modified)."""
-        q.check_filter(flt)  # writes need an explicit filter: None is not "everything" here
+        if flt is None:  # writes need an explicit filter: None is not "everything" here
+            raise InvalidQuery("a filter must be an object")
         q.check_update(update)
         sql, params = self._select(flt, "id, doc", limit=limit, indexed=await self._indexed_paths())
 
@@ -353,7 +436,8 @@ class SqliteCollection:
         return await self._delete(filter, limit=0)
 
     async def _delete(self, flt: Filter, *, limit: int) -> int:
-        q.check_filter(flt)  # writes need an explicit filter: None is not "everything" here
+        if flt is None:  # writes need an explicit filter: None is not "everything" here
+            raise InvalidQuery("a filter must be an object")
         sql, params = self._select(flt, "id", limit=limit, indexed=await self._indexed_paths())
         return await self._run(lambda conn: conn.execute(f"{self._delete_sql} ({sql})", params).rowcount)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fittracker.storage import StorageUnavailable, open_database
+from fittracker.storage import InvalidQuery, StorageUnavailable, open_database
 from fittracker.storage.sqlite import SqliteDatabase, translate_error
 
 pytestmark = pytest.mark.timeout(60)
@@ -237,3 +237,49 @@ async def test_concurrent_inserts_reads_and_indexes(sdb: SqliteDatabase) -> None
         await asyncio.gather(*(find_then_insert(i) for i in range(30)))
         await coll.delete_many({})
     assert await coll.count() == 0
+
+
+# --- filters compiled once per shape ---------------------------------------------------------
+
+
+async def test_remembered_shapes_take_each_calls_values(sdb: SqliteDatabase) -> None:
+    coll = sdb.collection("shapes")
+    await coll.insert_many(
+        [
+            {"_id": "a", "x": 1, "y": 1, "s": "1", "flag": True},
+            {"_id": "b", "x": 1, "y": 2, "s": "2", "flag": False},
+            {"_id": "c", "x": 2, "y": 2, "s": None},
+        ]
+    )
+
+    async def ids(flt: dict[str, Any]) -> list[str]:
+        return sorted(d["_id"] for d in await coll.find(flt))
+
+    # Equal values in two slots first, then different ones: each slot keeps its own value.
+    assert await ids({"x": 1, "y": 1}) == ["a"]
+    assert await ids({"x": 1, "y": 2}) == ["b"]
+    assert await ids({"x": 2, "y": 2}) == ["c"]
+    # The kind of value is part of the shape: "1" is not 1, None matches null and missing.
+    assert await ids({"s": "1"}) == ["a"]
+    assert await ids({"s": 1}) == []
+    assert await ids({"s": None}) == ["c"]
+    assert await ids({"flag": True}) == ["a"] and await ids({"flag": False}) == ["b"]
+    assert await ids({"x": {"$gte": 1, "$lt": 2}}) == ["a", "b"]
+    assert await ids({"x": {"$gte": 2, "$lt": 3}}) == ["c"]
+    assert await ids({"y": {"$ne": 2}}) == ["a"]
+    assert await coll.count({"x": 1}) == 2 and await coll.count({"x": 2}) == 1
+    assert (await coll.update_one({"_id": "c", "x": 2}, {"$set": {"x": 3}})) is not None
+    assert await coll.delete_one({"_id": "c", "x": 3}) == 1
+    assert len(coll._shapes) > 0  # the shapes above were remembered, not recompiled
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"x": float("nan")}, {"x": 2**70}, {"x": {"$gt": float("inf")}}, {"bad..path": 1}, {"$where": "1"}],
+)
+async def test_remembered_shapes_still_refuse_bad_filters(sdb: SqliteDatabase, bad: dict[str, Any]) -> None:
+    coll = sdb.collection("shapes")
+    await coll.find({"x": 1.5})  # the numeric shape of "x" is now remembered
+    await coll.find({"x": {"$gt": 1.5}})
+    with pytest.raises(InvalidQuery):
+        await coll.find(bad)
