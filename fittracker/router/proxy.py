@@ -169,7 +169,7 @@ class PluginProxy:
                     request,
                     request_id,
                     verdict,
-                    lambda u: ws.open(request, u, self.sessions.for_upstream(u), request_id),
+                    lambda u: ws.open(request, u, self.sessions.for_websocket(u), request_id),
                     lambda u, opened: ws.relay(request, u, opened),
                 )
             return await self._dispatch(

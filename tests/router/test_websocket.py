@@ -154,3 +154,24 @@ async def test_closing_the_proxy_closes_websockets_with_going_away(
         assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1001)
     await asyncio.wait_for(server.seen.ws_closed.wait(), 2)
     assert server.seen.ws_close_codes == [1001]
+
+
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+async def test_websockets_do_not_use_up_the_request_pool(
+    start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front, unix: bool
+) -> None:
+    # More open WebSockets than the request pool has connections: requests still get through.
+    server = await start_upstream("a", unix=unix)
+    proxy = await make_proxy(pool_of(server), connections_per_upstream=2)
+    client = await front(proxy)
+    sockets = [await client.ws_connect("/ws") for _ in range(5)]
+    try:
+        for ws in sockets:
+            assert (await ws.receive_str()).startswith("hello from a")
+        for _ in range(3):
+            resp = await client.get("/health")
+            assert resp.status == 200
+        assert proxy.describe()["websockets"] == 5
+    finally:
+        for ws in sockets:
+            await ws.close()
