@@ -1,6 +1,6 @@
 """``make bench``: the single-process server under load, each scenario next to its baseline.
 
-    .venv/bin/python scripts/bench.py [--duration 10] [--warmup 2] [--json]
+    .venv/bin/python scripts/bench.py [--only ABCDEG] [--duration 10] [--warmup 2] [--json]
 
 Starts, as separate processes on this machine: a bare aiohttp + uvloop hello-world app (the
 baseline, from ``bench_router.py``) and ``fittracker serve`` on a fresh data dir (default
@@ -17,10 +17,17 @@ with ``wrk`` (installed with apt-get when missing). Scenarios of issue #7:
 - G  start to ready (process start to the ready line) and idle RSS (targets: <= 2 s,
      <= 120 MB).
 
+- D  split mode: the same search straight to one workouts worker, through nginx and through
+     the router (targets: >= 0.5 x nginx; added p99 <= 2 ms at 8 connections), and with 1 and 2
+     workers per plug-in (``bench_split.py``);
+- E  10,000 WebSockets through the router on ONE notifications worker, one notification
+     fanned out to all, timed by client processes (``bench_ws.py``; target: p99 <= 500 ms,
+     <= 30 KB per connection).
+
 Prints one table (scenario, req/s, p50, p99, errors, server RSS, baseline, ratio). Timings are
 reported, never asserted; the exit status is non-zero only when acknowledged writes were lost
-or a process failed. Split mode (D), WebSockets (E) and the 100k-set endpoints (F:
-``bench_progress.py``, ``bench_ai.py``) have their own scripts.
+or a process failed. The 100k-set endpoints (F) have their own scripts, as they seed data for
+minutes: ``bench_progress.py`` and ``bench_ai.py``.
 """
 
 from __future__ import annotations
@@ -40,10 +47,13 @@ from typing import Any
 import aiohttp
 from bench_common import CONNECTIONS, Row, ensure_wrk, print_table, row, rss_mb
 from bench_router import free_port, run_wrk, spawn, stop, wait_ready
+from bench_split import run_split
+from bench_ws import run_ws
 
 ROOT = Path(__file__).resolve().parent.parent
 FITTRACKER = Path(sys.executable).with_name("fittracker")
 USERS, WORKOUTS_EACH = 64, 4
+SEARCH = "/api/v1/exercises?muscle=chest&limit=20"
 SET_BODY = '{"exercise_id": "Barbell_Squat", "reps": 5, "weight_kg": 100}'
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark account
 
@@ -154,9 +164,23 @@ def measure(wrk: str, url: str, seconds: float, warmup: float, **options: Any) -
     return run_wrk(wrk, url, seconds, CONNECTIONS, **options)
 
 
-def run(seconds: float, warmup: float) -> tuple[list[Row], bool]:
+def run(seconds: float, warmup: float, only: str) -> tuple[list[Row], bool]:
     wrk = ensure_wrk()
     rows: list[Row] = []
+    nothing_lost = True
+    if set(only) & set("ABCG"):
+        rows, nothing_lost = run_single(wrk, seconds, warmup, only)
+    if "D" in only:
+        rows += run_split(wrk, seconds, warmup)
+    if "E" in only:
+        rows += run_ws()
+    return rows, nothing_lost
+
+
+def run_single(wrk: str, seconds: float, warmup: float, only: str) -> tuple[list[Row], bool]:
+    """Scenarios A, B, C and G on one single-process server."""
+    rows: list[Row] = []
+    nothing_lost = True
     hello_port = free_port()
     hello = spawn("--role", "upstream", "--port", str(hello_port))
     with tempfile.TemporaryDirectory(prefix="fittracker-bench-") as tmp:
@@ -183,25 +207,28 @@ def run(seconds: float, warmup: float) -> tuple[list[Row], bool]:
 
             base = measure(wrk, hello_url, seconds, warmup)
             health = measure(wrk, server.url + "/health", seconds, warmup)
-            rows.append(row("A GET /health", health, server.pid, base, "hello-world"))
+            if "A" in only:
+                rows.append(row("A GET /health", health, server.pid, base, "hello-world"))
 
-            token = asyncio.run(sign_up(server.url))
-            auth = {"headers": [f"Authorization: Bearer {token}"]}
-            search = measure(
-                wrk, server.url + "/api/v1/exercises?muscle=chest&limit=20", seconds, warmup, **auth
-            )
-            rows.append(row("B GET /exercises (auth)", search, server.pid, health, "/health"))
+            if "B" in only:
+                token = asyncio.run(sign_up(server.url))
+                auth = {"headers": [f"Authorization: Bearer {token}"]}
+                search = measure(wrk, server.url + SEARCH, seconds, warmup, **auth)
+                rows.append(row("B GET /exercises (auth)", search, server.pid, base, "hello-world"))
+                rows[-1].extra = {"vs /health of the same server": f"{search['rps'] / health['rps']:.2f} x"}
 
-            pairs = asyncio.run(lifters(server.url))
-            script = set_script(Path(tmp) / "sets.lua", pairs)
-            writes = run_wrk(wrk, server.url + "/", seconds, CONNECTIONS, script=str(script))
-            acknowledged = writes["requests"] - writes["errors"]
-            rows.append(row("C POST /workouts/{id}/sets", writes, server.pid, health, "/health"))
-            server.kill9()
-            server.start()
-            kept = asyncio.run(stored_sets(server.url, pairs))
-            rows[-1].extra = {"acknowledged": acknowledged, "present_after_kill_9": kept}
-            return rows, kept >= acknowledged
+            if "C" in only:
+                pairs = asyncio.run(lifters(server.url))
+                script = set_script(Path(tmp) / "sets.lua", pairs)
+                writes = run_wrk(wrk, server.url + "/", seconds, CONNECTIONS, script=str(script))
+                acknowledged = writes["requests"] - writes["errors"]
+                rows.append(row("C POST /workouts/{id}/sets", writes, server.pid, base, "hello-world"))
+                server.kill9()
+                server.start()
+                kept = asyncio.run(stored_sets(server.url, pairs))
+                rows[-1].extra = {"acknowledged": acknowledged, "present_after_kill_9": kept}
+                nothing_lost = kept >= acknowledged
+            return rows, nothing_lost
         finally:
             server.stop()
             stop(hello)
@@ -211,9 +238,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per scenario")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario")
+    parser.add_argument("--only", default="ABCDEG", help="the scenarios to run (letters), e.g. --only AB")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows, nothing_lost = run(min(max(args.duration, 1.0), 120.0), min(max(args.warmup, 0.0), 30.0))
+    only = args.only.upper()
+    rows, nothing_lost = run(min(max(args.duration, 1.0), 120.0), min(max(args.warmup, 0.0), 30.0), only)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
     else:
