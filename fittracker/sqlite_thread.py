@@ -20,10 +20,10 @@ it did before.
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -61,22 +61,20 @@ class SqliteThread:
         connection: Callable[[], sqlite3.Connection],
         translate: Callable[[Exception], Exception] = lambda exc: exc,
     ) -> None:
+        self._name = name
         self._connection = connection  # opens lazily, on the thread
         self._translate = translate
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._lock = threading.Lock()
-        self._queue: list[_Item] = []
-        self._draining = False
+        self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     async def run(self, work: Callable[[], T], *, write: bool = False) -> T:
         """``work()`` on the thread; ``write`` says it changes the database (see the module)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            self._queue.append((work, write, future))
-            start, self._draining = not self._draining, True
-        if start:
-            self._executor.submit(self._drain, loop)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+            self._thread.start()
+        self._inbox.put((work, write, future))
         return await future
 
     async def shutdown(self, last: Callable[[], None]) -> None:
@@ -84,21 +82,27 @@ class SqliteThread:
         try:
             await self.run(last)
         finally:
-            self._executor.shutdown(wait=False)
+            self._inbox.put(None)
+            self._thread = None
 
     # --- the thread ------------------------------------------------------------------------
-    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        while True:
-            with self._lock:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                if not batch:
-                    self._draining = False
-                    return
-            outcomes = self._run_batch(batch)
-            try:
-                loop.call_soon_threadsafe(_settle, batch, outcomes)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
+    def _serve(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._inbox.get()  # sleeps until there is work
+            if first is None:
                 return
+            batch = [first]
+            while len(batch) < MAX_BATCH:  # and takes whatever else queued up meanwhile
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            _deliver(batch, self._run_batch(batch))
 
     def _run_batch(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         try:
@@ -133,6 +137,17 @@ class SqliteThread:
                 failed = (False, self._translate(exc))
                 return [failed if ok else (ok, value) for ok, value in outcomes]
         return outcomes
+
+
+def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand the outcomes to the waiting event loop(s): one wake-up per loop and batch."""
+    loops: dict[asyncio.AbstractEventLoop, list[int]] = {}
+    for index, (_, _, future) in enumerate(batch):
+        loops.setdefault(future.get_loop(), []).append(index)
+    for loop, indexes in loops.items():
+        mine = indexes if len(loops) > 1 else range(len(batch))
+        with suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, [batch[i] for i in mine], [outcomes[i] for i in mine])
 
 
 def _settle(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
