@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +22,16 @@ OPENAPI = web.AppKey("fittracker.openapi", dict)  # assembled once at start-up
 CHECKS = web.AppKey("fittracker.checks", dict)  # plug-in name -> {check name: check}
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current UTC time to the second, formatted once per second (health is polled a lot)."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds"))
+    return _stamp[1]
 
 
 async def health(request: web.Request) -> web.Response:
