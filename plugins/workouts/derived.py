@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -176,22 +177,49 @@ async def cas_write(
     ``field`` is a counter bumped by every write; ``compute`` returning None means "leave it",
     returning ``{}`` "only bump the counter".
     """
-    for _ in range(RETRIES):
-        current = await coll.find_one({"_id": doc_id})
-        body = await compute(current)
-        if body is None:
-            return current
-        if current is None:
-            try:
-                return await coll.insert_one({"_id": doc_id, **body, field: 1})
-            except DuplicateKeyError:
-                continue
-        after = await coll.update_one(
-            {"_id": doc_id, field: current[field]}, {"$set": {**body, field: current[field] + 1}}
-        )
-        if after is not None:
-            return after
+    # Writers in this process take turns: they would only make each other retry. The
+    # compare-and-set still guards against other processes.
+    async with _turns.hold(f"{coll.name}/{doc_id}"):
+        for _ in range(RETRIES):
+            current = await coll.find_one({"_id": doc_id})
+            body = await compute(current)
+            if body is None:
+                return current
+            if current is None:
+                try:
+                    return await coll.insert_one({"_id": doc_id, **body, field: 1})
+                except DuplicateKeyError:
+                    continue
+            after = await coll.update_one(
+                {"_id": doc_id, field: current[field]}, {"$set": {**body, field: current[field] + 1}}
+            )
+            if after is not None:
+                return after
     raise ConcurrentUpdate(doc_id)
+
+
+class KeyedLocks:
+    """An ``asyncio.Lock`` per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+_turns = KeyedLocks()
 
 
 class Derived:

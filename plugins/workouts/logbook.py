@@ -255,10 +255,12 @@ class Logbook:
             if doc["status"] != "in_progress":
                 raise Conflict(f"the workout is {doc['status'].replace('_', ' ')}; no more sets can be added")
             raise Conflict(f"a workout holds at most {self.max_sets} sets")
-        await self.derived.write_sessions(after, [body.exercise_id], {body.exercise_id: exercise})
-        won = await self.records.detect_set(user_id, workout_id, exercise, item)
-        await self.store.add_achievements(workout_id, won)
-        await self.derived.touch_week(user_id, after["started_at"])
+        # The derived writes are independent: run together, they share round trips and commits.
+        _, won, _ = await asyncio.gather(
+            self.derived.write_sessions(after, [body.exercise_id], {body.exercise_id: exercise}),
+            self._records_of_set(user_id, workout_id, exercise, item),
+            self.derived.touch_week(user_id, after["started_at"]),
+        )
         await self.store.mark_fresh(workout_id, int(after["version"]))
         data = {
             "user_id": user_id,
@@ -270,6 +272,13 @@ class Logbook:
         for mark in won:
             await self.ctx.publish("record.achieved", mark, subject=user_id)
         return item, won
+
+    async def _records_of_set(
+        self, user_id: str, workout_id: str, exercise: Document, item: Document
+    ) -> list[Document]:
+        won = await self.records.detect_set(user_id, workout_id, exercise, item)
+        await self.store.add_achievements(workout_id, won)
+        return won
 
     async def edit_set(self, user_id: str, workout_id: str, set_id: str, body: SetUpdate) -> Document:
         changes = body.model_dump(exclude_unset=True, exclude={"weight_kg", "weight_lb"})

@@ -6,6 +6,7 @@ Weights are shown in the caller's profile unit unless ``?units=`` says otherwise
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -114,8 +115,10 @@ async def log_set(request: web.Request) -> web.Response:
     user = require_user(request)
     query = read_query(request, UnitsQuery)
     body = await read_model(request, SetCreate)
-    item, won = await logbook_of(request).log_set(user.user_id, request.match_info["workout_id"], body)
-    units = await display_units(request, user.user_id, query.units)
+    (item, won), units = await asyncio.gather(  # the preference read rides along with the write
+        logbook_of(request).log_set(user.user_id, request.match_info["workout_id"], body),
+        display_units(request, user.user_id, query.units),
+    )
     return json_response(
         {**set_view(item, units), "records": [record_view(r, units) for r in won]}, status=201
     )
