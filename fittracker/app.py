@@ -28,7 +28,6 @@ from fittracker.errors import ConfigError
 from fittracker.health import core_checks
 from fittracker.http.middlewares import make_middlewares
 from fittracker.http.ratelimit import CounterStore, MemoryCounterStore, RateLimiter
-from fittracker.http.ratelimit_redis import RedisCounterStore
 from fittracker.http.security import ClientAddress, make_header_hook
 from fittracker.metrics import Metrics
 from fittracker.openapi import assemble
@@ -93,6 +92,8 @@ def _build_runtime(settings: Settings) -> Runtime:
     if rl["enabled"]:
         store: CounterStore = MemoryCounterStore()
         if rl["backend"] == "redis":
+            from fittracker.http.ratelimit_redis import RedisCounterStore  # only when used
+
             store = RedisCounterStore(rl["redis_url"], fallback=MemoryCounterStore())
         limiter = RateLimiter(
             store,
@@ -270,6 +271,7 @@ async def _close_core(app: web.Application) -> None:
             await ctx.db.close()
     await runtime.services.close()
     # The Redis clients of the shared counters and cache (no-ops for the in-process ones).
-    if runtime.limiter is not None and isinstance(runtime.limiter.store, RedisCounterStore):
-        await runtime.limiter.store.close()
+    close = getattr(runtime.limiter.store, "close", None) if runtime.limiter is not None else None
+    if close is not None:
+        await close()
     await runtime.cache.close()

@@ -9,11 +9,13 @@ redelivery of unacknowledged events, dead letters, and a broadcast ``tail``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fittracker.bus.base import BusMetrics, Event, EventBus, Handler
-from fittracker.bus.redis import RedisEventBus
 from fittracker.bus.sqlite import SqliteEventBus
+
+if TYPE_CHECKING:
+    from fittracker.bus.redis import RedisEventBus
 
 __all__ = [
     "BACKENDS",
@@ -56,5 +58,17 @@ def open_bus(
     if backend == "redis":
         if not url:
             raise ValueError("the redis event-bus backend needs url='redis://host:port/db'")
+        from fittracker.bus.redis import RedisEventBus  # redis is imported only when used
+
         return RedisEventBus(url, metrics=metrics, consumer=consumer, **options)
     raise ValueError(f"unknown event-bus backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+
+
+def __getattr__(name: str) -> Any:
+    # ``from fittracker.bus import RedisEventBus`` still works, without importing redis for
+    # every process that never uses it.
+    if name == "RedisEventBus":
+        from fittracker.bus.redis import RedisEventBus
+
+        return RedisEventBus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

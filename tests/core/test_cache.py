@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fittracker.cache import MemoryCache, RedisCache, open_cache
+from fittracker.cache import MemoryCache, open_cache
+from fittracker.cache_redis import RedisCache
 from tests.redis_server import RedisServer
 
 
