@@ -139,13 +139,14 @@ async def test_cancel_stops_a_running_job(make_client: MakeClient) -> None:
     resp = await client.post(f"{BULK}/{created['id']}/cancel", headers=admin)
     cancelled = await resp.json()
     assert resp.status == 200 and cancelled["state"] == "cancelled"
-    # A batch in flight when cancelled still records its sends (however slow the machine);
-    # then the count stops moving.
+    # A batch in flight when cancelled still records its sends (however slow the machine):
+    # wait until every notification delivered is counted and the count stops moving.
     for _ in range(40):
         job = await (await client.get(f"{BULK}/{created['id']}", headers=admin)).json()
         await asyncio.sleep(0.4)
         later = await (await client.get(f"{BULK}/{created['id']}", headers=admin)).json()
-        if later["sent"] == job["sent"]:
+        delivered = sum((await bulk_items(client, created["id"])).values())
+        if later["sent"] == job["sent"] == delivered:
             break
     assert job["state"] == later["state"] == "cancelled" and later["sent"] == job["sent"]
     assert 20 <= later["sent"] <= cancelled["sent"] + 20 < 300  # at most the batch in flight

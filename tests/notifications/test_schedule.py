@@ -125,7 +125,7 @@ async def test_two_processes_fire_each_item_once(make_client: MakeClient, tmp_pa
         listed = (await (await one.get(f"{SCHEDULED}?limit=50", headers=ada.headers)).json())["items"]
         return all(i["state"] == "sent" for i in listed) and len(listed) == 12
 
-    await eventually(all_sent)
+    await eventually(all_sent, within=15.0)  # two processes on one file: slower on a busy machine
     await asyncio.sleep(0.6)  # both loops have had another look
     keys = [key for _name, key in calls if key.startswith("scheduled:")]
     assert sorted(keys) == sorted(f"scheduled:{i['id']}" for i in items)  # each fired exactly once
