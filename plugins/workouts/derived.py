@@ -236,6 +236,7 @@ class Derived:
 
     async def create_indexes(self) -> None:
         await self.sessions.create_index([("uex", 1)])
+        await self.sessions.create_index([("uex", 1), ("date", 1)])
         await self.sessions.create_index([("uweek", 1)])
         await self.sessions.create_index([("workout_id", 1)])
         await self.dirty.create_index([("user_id", 1)])
@@ -328,11 +329,14 @@ class Derived:
         self, user_id: str, exercise_id: str, start: str, end: str, limit: int
     ) -> list[Document]:
         """The exercise's live sessions dated in ``[start, end]``, the latest ``limit``, oldest first."""
-        docs = await self.sessions.find({"uex": user_key(user_id, exercise_id), "live": True})
-        docs = sorted(
-            (d for d in docs if start <= d["date"] <= end), key=lambda d: (d["started_at"], d["_id"])
+        # Only the span asked for is read, newest first (the (uex, date) index): years of
+        # history no longer cost a request that wants the last few weeks.
+        docs = await self.sessions.find(
+            {"uex": user_key(user_id, exercise_id), "date": {"$gte": start, "$lte": end}, "live": True},
+            sort=[("started_at", -1), ("_id", -1)],
+            limit=limit,
         )
-        return docs[-limit:]
+        return docs[::-1]
 
     async def weeks_between(
         self, user_id: str, first_monday: str, last_monday: str, *, exercises: bool = False
