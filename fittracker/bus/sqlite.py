@@ -83,7 +83,9 @@ class SqliteEventBus:
         self._groups: dict[str, dict[str, Handler]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._poller: asyncio.Task[None] | None = None
-        self._signal = asyncio.Event()
+        # Local waiters (tails, consumer groups) and the event types each wants: a publish wakes
+        # only those that want its type; the poller (other processes' events) and close wake all.
+        self._listeners: dict[asyncio.Event, frozenset[str]] = {}
         self._started = False
         self._closing = False
         self._closed = False
@@ -109,7 +111,7 @@ class SqliteEventBus:
         await self._run_write(self._log.append, event)
         if self._metrics is not None:
             self._metrics.published(type)
-        self._wake()
+        self._wake(type)
         return event
 
     def subscribe(self, group: str, handlers: Mapping[str, Handler]) -> None:
@@ -127,17 +129,21 @@ class SqliteEventBus:
         since_ts = since.timestamp()
         after = 0
         self._ensure_poller()
+        kinds = frozenset(types)
         while not self._closing:
-            signal = self._signal  # taken before reading, so a publish in between is not missed
+            signal = self._listen(kinds)  # before reading, so a publish in between is not missed
             try:
                 rows = await self._run(self._log.read_after, after, wanted, since_ts, self._batch_size)
             except BusClosedError:
+                self._listeners.pop(signal, None)
                 return
+            if not rows:
+                await self._wait(signal, None)
+                continue
+            self._listeners.pop(signal, None)
             for seq, event in rows:
                 after = seq
                 yield event
-            if not rows:
-                await self._wait(signal, None)
 
     async def start(self) -> None:
         if self._started:
@@ -191,22 +197,34 @@ class SqliteEventBus:
         return await self._thread.run(functools.partial(fn, *args, **kwargs))
 
     async def _run_write(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Like ``_run`` for a write, which may share its commit with other writes."""
+        """Like ``_run`` for a one-row write (an append, an ack): it runs on the event loop when
+        the bus's thread is idle, else shares a commit with the other writes queued there."""
         if self._closed:
             raise BusClosedError("the event bus is closed")
-        return await self._thread.run(functools.partial(fn, *args, **kwargs), write=True)
+        return await self._thread.run(functools.partial(fn, *args, **kwargs), write=True, inline=True)
 
-    def _wake(self) -> None:
-        """Wake every local waiter; each waiter re-reads the log, then waits on a fresh Event."""
-        signal, self._signal = self._signal, asyncio.Event()
-        signal.set()
+    def _listen(self, types: frozenset[str]) -> asyncio.Event:
+        """A fresh Event, set by the next publish of one of ``types`` (or any wake-all)."""
+        signal = asyncio.Event()
+        self._listeners[signal] = types
+        return signal
+
+    def _wake(self, event_type: str | None = None) -> None:
+        """Wake the local waiters that want ``event_type`` (None: all of them); each re-reads the log."""
+        for signal, types in list(self._listeners.items()):
+            if event_type is None or not types or event_type in types:
+                del self._listeners[signal]
+                signal.set()
 
     async def _wait(self, signal: asyncio.Event, max_wait: float | None) -> None:
-        if self._closing:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max_wait):
-                await signal.wait()
+        try:
+            if self._closing:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait):
+                    await signal.wait()
+        finally:
+            self._listeners.pop(signal, None)
 
     def _ensure_poller(self) -> None:
         if self._poller is None and not self._closing:
@@ -234,8 +252,9 @@ class SqliteEventBus:
         # visibility_timeout * 1.25 for its retry.
         reclaim_every = max(self._poll_interval, self._visibility_timeout / 4)
         next_reclaim = 0.0  # on start, take over what a dead consumer left behind
+        kinds = frozenset(handlers)
         while not self._closing:
-            signal = self._signal
+            signal = self._listen(kinds)
             try:
                 batch: list[Delivery] = []
                 if time.monotonic() >= next_reclaim:
@@ -254,12 +273,15 @@ class SqliteEventBus:
                 if not batch:
                     batch = await self._run(self._log.claim, group, types, self.consumer, self._batch_size)
                 if batch:
+                    self._listeners.pop(signal, None)
                     await self._deliver(group, handlers, batch)
                     continue
             except BusClosedError:
+                self._listeners.pop(signal, None)
                 return
             except Exception:
                 # Never let the consumer die: unacked entries stay pending and are retried.
+                self._listeners.pop(signal, None)
                 log.exception("event bus: consumer for group %r failed; retrying", group)
                 await asyncio.sleep(_ERROR_BACKOFF)
                 continue

@@ -290,6 +290,15 @@ def _template(flt: Mapping[str, Any], shape: Shape, indexed: frozenset[str]) -> 
     return sql, [slot for slot in slots if slot is not None]
 
 
+# Work small enough to run on the event loop when the database's thread is idle: inserts of a
+# few documents, and reads and writes of one document by primary key.
+INLINE_ROWS = 16
+
+
+def _by_id(flt: Filter | None) -> bool:
+    return isinstance(flt, dict) and isinstance(flt.get("_id"), str)
+
+
 class SqliteCollection:
     """A table ``(id TEXT PRIMARY KEY, doc TEXT NOT NULL)`` holding one JSON document per row."""
 
@@ -302,7 +311,9 @@ class SqliteCollection:
         self._array_paths: frozenset[str] | None = None
         self._shapes: dict[tuple[Shape, frozenset[str]], tuple[str, list[int]]] = {}
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+    async def _run(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool = False, inline: bool = False
+    ) -> T:
         def wrapped(conn: sqlite3.Connection) -> T:
             self._db._ensure_table(conn, self.name)
             if not write:
@@ -310,7 +321,7 @@ class SqliteCollection:
             with transaction(conn):
                 return work(conn)
 
-        return await self._db._run(wrapped, write=write)
+        return await self._db._run(wrapped, write=write, inline=inline)
 
     async def _indexed_paths(self) -> frozenset[str]:
         """Paths with an array partial index (read from the schema once; create_index resets)."""
@@ -370,8 +381,9 @@ class SqliteCollection:
             q.check_document(doc)
         stored = [{"_id": doc.get("_id") or q.new_id(), **doc} for doc in docs]
         rows = [(doc["_id"], _dumps(doc)) for doc in stored]
-        # Cursors never leave the worker thread: freeing one elsewhere corrupts the connection.
-        await self._run(lambda conn: conn.executemany(self._insert, rows).close(), write=True)
+        # Cursors never leave the thread that ran them: freeing one elsewhere corrupts the connection.
+        small = len(rows) <= INLINE_ROWS
+        await self._run(lambda conn: conn.executemany(self._insert, rows).close(), write=True, inline=small)
         return stored
 
     async def find_one(self, filter: Filter | None = None, *, sort: Sort | None = None) -> Document | None:
@@ -382,7 +394,7 @@ class SqliteCollection:
         self, filter: Filter | None = None, *, sort: Sort | None = None, limit: int = 0, skip: int = 0
     ) -> list[Document]:
         sql, params = self._select(filter, "doc", sort, limit, skip, indexed=await self._indexed_paths())
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall(), inline=_by_id(filter))
         return [orjson.loads(row[0]) for row in rows]
 
     async def count(self, filter: Filter | None = None) -> int:
@@ -427,7 +439,7 @@ class SqliteCollection:
                 conn.execute(self._insert, (after["_id"], _dumps(after)))
             return after, len(changed)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, inline=limit == 1 and _by_id(flt))
 
     async def delete_one(self, filter: Filter) -> int:
         return await self._delete(filter, limit=1)
@@ -439,7 +451,11 @@ class SqliteCollection:
         if flt is None:  # writes need an explicit filter: None is not "everything" here
             raise InvalidQuery("a filter must be an object")
         sql, params = self._select(flt, "id", limit=limit, indexed=await self._indexed_paths())
-        return await self._run(lambda conn: conn.execute(f"{self._delete_sql} ({sql})", params).rowcount)
+        return await self._run(
+            lambda conn: conn.execute(f"{self._delete_sql} ({sql})", params).rowcount,
+            write=True,
+            inline=limit == 1 and _by_id(flt),
+        )
 
     async def create_index(self, keys: IndexKeys, *, unique: bool = False) -> None:
         checked = q.check_keys("index", keys, allow_empty=False)
@@ -497,10 +513,12 @@ class SqliteDatabase:
         self._closed = True
         await self._thread.shutdown(self._disconnect)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+    async def _run(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool = False, inline: bool = False
+    ) -> T:
         if self._closed:
             raise StorageUnavailable(f"database {self.name!r} is closed")
-        return await self._thread.run(lambda: work(self._connection()), write=write)
+        return await self._thread.run(lambda: work(self._connection()), write=write, inline=inline)
 
     # The methods below run on the database's thread only.
 
@@ -512,7 +530,11 @@ class SqliteDatabase:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
+        # check_same_thread=False: short work runs on the event loop, the rest on the database's
+        # thread, never both at once (SqliteThread's lock).
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             conn.execute("PRAGMA journal_mode = WAL")

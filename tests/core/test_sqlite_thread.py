@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -126,3 +127,31 @@ async def test_errors_are_translated(tmp_path: Path) -> None:
             await thread.run(lambda: store.connection().execute("SELECT * FROM missing").fetchall())
     finally:
         await thread.shutdown(store.close)
+
+
+async def test_short_work_runs_on_the_loop_when_the_thread_is_idle(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    where = await thread.run(threading.current_thread, inline=True)
+    assert where is threading.current_thread()  # no hop to the database's thread
+    assert await thread.run(partial(insert, store, 1), write=True, inline=True) == 1
+    assert store.rows() == [1]
+    elsewhere = await thread.run(threading.current_thread)  # not marked inline: the thread
+    assert elsewhere is not threading.current_thread()
+
+
+async def test_inline_never_waits_for_another_process_lock(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    other = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        write = asyncio.ensure_future(thread.run(partial(insert, store, 7), write=True, inline=True))
+        ticks = 0
+        for _ in range(10):  # the event loop keeps running meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not write.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await write == 7  # it waited on the database's thread, then went through
+    assert store.rows() == [7]
