@@ -7,7 +7,7 @@ import logging
 import redis.asyncio as aioredis
 
 from fittracker.cache import _check_ttl
-from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
+from fittracker.redis_support import REDIS_DOWN, Outage, client_for
 
 log = logging.getLogger("fittracker.cache")
 
@@ -24,12 +24,7 @@ class RedisCache:
         timeout: float = 0.5,
     ) -> None:
         """``redis`` is a URL (the cache owns the client) or a client (the caller closes it)."""
-        if isinstance(redis, str):
-            self._redis = redis_client(redis, timeout=timeout)
-            self._owns_client = True
-        else:
-            self._redis = redis
-            self._owns_client = False
+        self._redis, self._owns_client = client_for(redis, timeout=timeout)
         self.prefix = prefix
         self._outage = Outage("cache", log, retry_interval=retry_interval)
 

@@ -45,6 +45,16 @@ def redis_client(
     )
 
 
+def client_for(redis: str | aioredis.Redis, *, timeout: float) -> tuple[aioredis.Redis, bool]:
+    """The client to use for ``redis``, and whether the caller owns (and must close) it.
+
+    A URL gets a new client, owned by the caller; a client is borrowed (its owner closes it).
+    """
+    if isinstance(redis, str):
+        return redis_client(redis, timeout=timeout), True
+    return redis, False
+
+
 class Outage:
     """Whether Redis is currently reachable, from the point of view of one backend."""
 

@@ -34,18 +34,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_common import CONNECTIONS, Row, ensure_wrk, print_table, row, rss_mb
+from bench_common import CONNECTIONS, Row, ensure_wrk, report, row, rss_mb
 from bench_router import free_port, run_wrk, spawn, stop, wait_ready
 from bench_split import run_split
 from bench_ws import run_ws
@@ -243,10 +241,7 @@ def main() -> int:
     args = parser.parse_args()
     only = args.only.upper()
     rows, nothing_lost = run(min(max(args.duration, 1.0), 120.0), min(max(args.warmup, 0.0), 30.0), only)
-    if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
-    else:
-        print_table(rows)
+    report(rows, args.json)
     if not nothing_lost:
         print("ACKNOWLEDGED WRITES WERE LOST", file=sys.stderr)
     return 0 if nothing_lost else 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,13 @@ def print_table(rows: list[Row]) -> None:
         for key, value in r.extra.items():
             print(f"{'':<30}{key}: {value}")
     print(f"wrk, {CONNECTIONS} connections, load and server share this machine's {os.cpu_count()} cores")
+
+
+def report(rows: list[Row], as_json: bool, note: str = "") -> None:
+    """The rows as JSON, or as the table (and ``note`` under it)."""
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    print_table(rows)
+    if note:
+        print(note)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -39,12 +38,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_common import CONNECTIONS, Row, ensure_tool, ensure_wrk, print_table, rss_mb
+from bench_common import CONNECTIONS, Row, ensure_tool, ensure_wrk, report, rss_mb
 from bench_router import free_port, run_wrk, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -376,11 +374,7 @@ def main() -> int:
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C: the finally blocks stop the children.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rows = run_split(wrk, min(max(args.duration, 1.0), 120.0), min(max(args.warmup, 0.0), 30.0))
-    if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
-    else:
-        print_table(rows)
-        print("D RSS: the worker (direct), nginx master + worker (nginx), the router (router)")
+    report(rows, args.json, "D RSS: the worker (direct), nginx master + worker (nginx), the router (router)")
     return 0
 
 

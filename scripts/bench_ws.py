@@ -36,12 +36,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-from bench_common import Row, print_table, rss_mb
+from bench_common import Row, report, rss_mb
 from bench_router import free_port
 from bench_split import (
     FAST_HASHING,
@@ -479,11 +478,11 @@ def main() -> int:
             clients=max(1, args.clients),
             timeout_s=min(max(args.timeout, 1.0), 600.0),
         )
-    if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
-    else:
-        print_table(rows)
-        print("E: p50/p99 = delivery latency, trigger to arrival; errors = not delivered; RSS = the worker's")
+    report(
+        rows,
+        args.json,
+        "E: p50/p99 = delivery latency, trigger to arrival; errors = not delivered; RSS = the worker's",
+    )
     return 0
 
 

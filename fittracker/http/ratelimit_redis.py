@@ -17,7 +17,7 @@ import logging
 import redis.asyncio as aioredis
 
 from fittracker.http.ratelimit import MemoryCounterStore
-from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
+from fittracker.redis_support import REDIS_DOWN, Outage, client_for
 
 log = logging.getLogger("fittracker.ratelimit")
 
@@ -58,12 +58,7 @@ class RedisCounterStore:
 
         ``fallback`` counts while Redis is unreachable; by default a fresh in-process store.
         """
-        if isinstance(redis, str):
-            self._redis = redis_client(redis, timeout=timeout)
-            self._owns_client = True
-        else:
-            self._redis = redis
-            self._owns_client = False
+        self._redis, self._owns_client = client_for(redis, timeout=timeout)
         self.fallback = fallback if fallback is not None else MemoryCounterStore()
         self._prefix = prefix
         self._script = self._redis.register_script(_HIT_SCRIPT)
