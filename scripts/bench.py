@@ -193,7 +193,7 @@ def run_single(wrk: str, seconds: float, warmup: float, only: str) -> tuple[list
             nan = float("nan")
             rows.append(
                 Row(
-                    "G ready ms (p50) / idle RSS",
+                    "G ready ms / idle RSS",
                     nan,
                     ready_ms,
                     nan,

@@ -196,6 +196,12 @@ class SqliteEventBus:
             raise BusClosedError("the event bus is closed")
         return await self._thread.run(functools.partial(fn, *args, **kwargs))
 
+    async def _run_point(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Like ``_run`` for a one-row read by key: on the event loop when the thread is idle."""
+        if self._closed:
+            raise BusClosedError("the event bus is closed")
+        return await self._thread.run(functools.partial(fn, *args, **kwargs), inline=True)
+
     async def _run_write(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Like ``_run`` for a one-row write (an append, an ack): it runs on the event loop when
         the bus's thread is idle, else shares a commit with the other writes queued there."""
@@ -293,7 +299,7 @@ class SqliteEventBus:
                 await self._run(self._log.release, group, self.consumer, [d.seq for d in batch[index:]])
                 return
             # Skip entries acked or taken over by another consumer since we claimed them.
-            if not await self._run(self._log.owns, group, item.seq, self.consumer):
+            if not await self._run_point(self._log.owns, group, item.seq, self.consumer):
                 continue
             event = item.event
             try:
