@@ -8,11 +8,12 @@ the same :class:`InvalidQuery` message whichever backend runs. The SQLite backen
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+
+import orjson
 
 from fittracker.ids import random_hex
 
@@ -329,9 +330,20 @@ def _parent(doc: Document, segments: list[str], path: str, *, create: bool) -> d
     return node
 
 
+def _clone(value: Any) -> Any:
+    """A deep copy of a JSON-native value (what documents hold; ``check_value`` sees to it).
+
+    Through orjson: several times faster than ``copy.deepcopy``, and every write copies the
+    document it changes.
+    """
+    if isinstance(value, dict | list):
+        return orjson.loads(orjson.dumps(value))
+    return value
+
+
 def apply_update(doc: Document, update: Update, *, inserting: bool = False) -> Document:
     """Return a copy of ``doc`` with a (validated) update applied; ``doc`` is left untouched."""
-    out = copy.deepcopy(doc)
+    out: Document = _clone(doc)
     for op, fields in update.items():
         if op == "$setOnInsert" and not inserting:
             continue
@@ -343,7 +355,7 @@ def apply_update(doc: Document, update: Update, *, inserting: bool = False) -> D
             leaf = segments[-1]
             current: Any = parent.get(leaf, _MISSING)
             if op in ("$set", "$setOnInsert"):
-                parent[leaf] = copy.deepcopy(arg)
+                parent[leaf] = _clone(arg)
             elif op == "$unset":
                 parent.pop(leaf, None)
             elif op == "$inc":
@@ -358,7 +370,7 @@ def apply_update(doc: Document, update: Update, *, inserting: bool = False) -> D
             else:  # $push / $addToSet
                 items = arg["$each"] if is_operator_dict(arg) else [arg]
                 target = parent.setdefault(leaf, [])
-                for item in copy.deepcopy(items):
+                for item in _clone(items):
                     if op == "$push" or not any(values_equal(e, item) for e in target):
                         target.append(item)
     return out
