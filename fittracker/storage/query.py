@@ -47,16 +47,25 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
+# Valid paths seen so far (a program uses a few hundred): every query and update checks its paths.
+_VALID_PATHS: dict[str, tuple[str, ...]] = {}
+
+
 def split_path(path: object) -> list[str]:
     """Validate a dotted field path and return its segments."""
     if not isinstance(path, str):
         raise InvalidQuery(f"field path must be a string, got {type(path).__name__}")
+    known = _VALID_PATHS.get(path)
+    if known is not None:
+        return list(known)
     segments = path.split(".")
     if len(segments) > MAX_PATH_DEPTH or not all(SEGMENT.fullmatch(s) for s in segments):
         raise InvalidQuery(
             f"invalid field path {path!r}: segments must match [A-Za-z_][A-Za-z0-9_]* "
             f"(no '$', at most {MAX_PATH_DEPTH} levels)"
         )
+    if len(_VALID_PATHS) < 10_000:  # bounded: paths built from data would otherwise grow it
+        _VALID_PATHS[path] = tuple(segments)
     return segments
 
 
