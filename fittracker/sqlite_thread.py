@@ -29,6 +29,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar, cast
@@ -55,6 +56,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("RELEASE item" if nested else "COMMIT")
 
 
+def enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL, retrying while another connection holds the lock.
+
+    SQLite does not call the busy handler for this pragma: two processes opening a new file at
+    once would otherwise fail with "database is locked".
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 _Item = tuple[Callable[[], Any], bool, "asyncio.Future[Any]"]
 
 
@@ -73,6 +91,7 @@ class SqliteThread:
         self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # the connection, used by one thread at a time
+        self._opened = False  # opening may wait for other processes: only ever on the thread
         self._busy_ms: int | None = None  # the connection's own busy timeout, restored after inline work
 
     async def run(self, work: Callable[[], T], *, write: bool = False, inline: bool = False) -> T:
@@ -100,7 +119,7 @@ class SqliteThread:
 
     def _try_inline(self, work: Callable[[], Any], write: bool) -> tuple[bool, Any]:
         """(True, result) if ``work`` ran here and now; (False, None) if it must go to the thread."""
-        if not self._lock.acquire(blocking=False):
+        if not self._opened or not self._lock.acquire(blocking=False):
             return False, None  # the thread is running a batch
         try:
             try:
@@ -153,6 +172,7 @@ class SqliteThread:
         except Exception as exc:
             failed = (False, self._translate(exc))
             return [failed] * len(batch)
+        self._opened = True
         grouped = any(write for _, write, _ in batch) and len(batch) > 1
         if grouped:
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from fittracker.bus.base import Event
-from fittracker.sqlite_thread import transaction
+from fittracker.sqlite_thread import enable_wal, transaction
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -107,7 +107,7 @@ class SqliteLog:
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
             try:
-                db.execute("PRAGMA journal_mode = WAL")
+                enable_wal(db, self._busy_timeout)
                 # In WAL mode NORMAL loses nothing on a process crash (only on power loss).
                 db.execute("PRAGMA synchronous = NORMAL")
                 db.executescript(_SCHEMA)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from fittracker.sqlite_thread import SqliteThread, transaction
+from fittracker.sqlite_thread import SqliteThread, enable_wal, transaction
 
 from . import query as q
 from .base import (
@@ -537,7 +537,7 @@ class SqliteDatabase:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            enable_wal(conn, self._busy_ms / 1000)
             # NORMAL in WAL mode loses nothing on a process crash, only (maybe) on power loss.
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.create_function("regexp", 2, _regexp, deterministic=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fittracker.sqlite_thread import SqliteThread, transaction
+from fittracker.sqlite_thread import SqliteThread, enable_wal, transaction
 
 
 class Db:
@@ -155,3 +155,20 @@ async def test_inline_never_waits_for_another_process_lock(db: tuple[Db, SqliteT
         other.close()
     assert await write == 7  # it waited on the database's thread, then went through
     assert store.rows() == [7]
+
+
+def test_wal_switch_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+    # Two processes opening a new file at once: SQLite does not wait by itself for this pragma.
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    threading.Timer(0.2, lambda: holder.execute("COMMIT")).start()
+    other = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("PRAGMA journal_mode = WAL")  # what happened before
+        enable_wal(other, timeout_s=5.0)
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+        holder.close()
