@@ -61,6 +61,7 @@ class TrainingLog:
         self.sessions: Collection = db.collection("exercise_sessions")
         self.athletes = Athletes(db)
         self.replaying = False
+        self._learned: dict[str, dict[str, Any]] = {}  # what this process last wrote per exercise
 
     async def start(self) -> None:
         await self.sets.create_index([("user_id", 1), ("exercise_id", 1), ("logged_at", 1)])
@@ -143,8 +144,9 @@ class TrainingLog:
             return
         if event.type == SET_LOGGED and isinstance(data.get("exercise"), Mapping):
             await self._learn_exercise(data["exercise"])
-        if await self.gone.count({"_id": {"$in": [item["id"], workout_id]}}):
-            return
+        for key in (item["id"], workout_id):  # point reads: no round trip to the database's thread
+            if await self.gone.find_one({"_id": key}) is not None:
+                return
         await self._store_set(user_id, workout_id, item)
 
     async def _bury(self, key: str) -> None:
@@ -157,7 +159,12 @@ class TrainingLog:
             fields["name"] = exercise.get("name") or exercise["id"]
             for key in ("primary_muscles", "secondary_muscles"):
                 fields[key] = list(exercise.get(key) or [])
+            if self._learned.get(exercise["id"]) == fields:
+                return  # every set of an exercise carries it: write it once, not once per set
             await self.exercises.update_one({"_id": exercise["id"]}, {"$set": fields}, upsert=True)
+            if len(self._learned) >= 10_000:  # custom exercises are unbounded: start afresh
+                self._learned.clear()
+            self._learned[exercise["id"]] = fields
 
     async def _store_set(self, user_id: str, workout_id: str, item: Mapping[str, Any]) -> None:
         # set_updated carries no exercise, so muscles come from what set_logged taught us.
