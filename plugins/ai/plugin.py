@@ -13,13 +13,13 @@ from typing import Any
 
 from aiohttp import web
 from fittracker_plugins.ai import __version__, routes, routes_coach, routes_insights, routes_plans
-from fittracker_plugins.ai.state import AI, setup_state
+from fittracker_plugins.ai.state import AI, BASE, setup_state
 
 from fittracker import PluginContext, PluginInfo, Setting, hookimpl
 from fittracker.bus import Handler
 from fittracker.openapi import merge_areas
 
-PREFIXES = ("/api/v1/ai",)
+PREFIXES = (BASE,)
 AREAS = (routes, routes_coach, routes_insights, routes_plans)
 
 

@@ -19,16 +19,13 @@ from fittracker_plugins.ai.models import (
 )
 from fittracker_plugins.ai.progression import prescribe, sessions_of
 from fittracker_plugins.ai.recovery import WINDOW, muscle_report
-from fittracker_plugins.ai.state import ai_of
+from fittracker_plugins.ai.state import BASE, TAG, ai_of
 from fittracker_plugins.ai.units import shown
 
 from fittracker import NotFound, PluginContext, ValidationFailed, require_user
 from fittracker.http import json_response, read_query
 from fittracker.openapi import BEARER, operation, query_parameters, schemas
 from fittracker.openapi import json_response as doc_response
-
-BASE = "/api/v1/ai"
-TAG = "ai"
 
 
 async def recovery(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from fittracker_plugins.ai.models_coach import (
     Recommendation,
     RecommendationQuery,
 )
-from fittracker_plugins.ai.state import Ai, ai_of, bearer_token
+from fittracker_plugins.ai.state import BASE, TAG, Ai, ai_of, bearer_token
 from fittracker_plugins.ai.today import Request
 from fittracker_plugins.ai.today import recommend as recommend_today
 
@@ -22,9 +22,6 @@ from fittracker import NotFound, PluginContext, require_user
 from fittracker.http import json_response, read_query
 from fittracker.openapi import BEARER, operation, query_parameters, schemas
 from fittracker.openapi import json_response as doc_response
-
-BASE = "/api/v1/ai"
-TAG = "ai"
 
 
 async def recommendations(request: web.Request) -> web.Response:

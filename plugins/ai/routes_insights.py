@@ -13,15 +13,13 @@ from aiohttp import web
 from fittracker_plugins.ai.insights import HISTORY, describe, insights
 from fittracker_plugins.ai.models import NoQuery
 from fittracker_plugins.ai.models_insights import InsightsReport
-from fittracker_plugins.ai.state import ai_of
+from fittracker_plugins.ai.state import BASE, TAG, ai_of
 
 from fittracker import PluginContext, require_user
 from fittracker.http import json_response, read_query
 from fittracker.openapi import BEARER, operation, schemas
 from fittracker.openapi import json_response as doc_response
 
-BASE = "/api/v1/ai"
-TAG = "ai"
 DESCRIPTION = (
     "plateau: Theil-Sen slope of per-session Epley e1RM over 6 weeks under +0.5 % of the median per "
     "week. load_spike (a flag, not a diagnosis): daily load = sum of reps x (weight_kg or 1) x RPE/10 "

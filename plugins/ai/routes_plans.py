@@ -26,7 +26,8 @@ from aiohttp import web
 from fittracker_plugins.ai import plans
 from fittracker_plugins.ai.models_plans import Plan, PlanListQuery, PlanPage, PlanRequest, PlanRoutine
 from fittracker_plugins.ai.selection import Constraints
-from fittracker_plugins.ai.state import Ai, ai_of, bearer_token
+from fittracker_plugins.ai.state import BASE as AI_BASE
+from fittracker_plugins.ai.state import TAG, Ai, ai_of, bearer_token
 
 from fittracker import (
     Conflict,
@@ -45,9 +46,8 @@ from fittracker.openapi import json_response as doc_response
 from fittracker.services import ServiceResponse
 from fittracker.storage import Collection, Database, Document
 
-BASE = "/api/v1/ai/plans"
+BASE = f"{AI_BASE}/plans"
 ROUTINES = "/api/v1/routines"
-TAG = "ai"
 FAMILIAR_WINDOW = timedelta(weeks=12)
 NO_PLAN = "no plan with this id"
 # The workouts plug-in's routine limits (RoutineCreate), applied before posting.

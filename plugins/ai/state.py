@@ -28,6 +28,8 @@ class Ai:
 
 
 AI = web.AppKey("fittracker_plugins.ai", Ai)
+BASE = "/api/v1/ai"  # the plug-in's one route prefix
+TAG = "ai"  # its OpenAPI tag
 
 
 def ai_of(request: web.Request) -> Ai:
