@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from fittracker.auth import Auth
-from fittracker.bus import EventBus
+from fittracker.bus import Event, EventBus
 from fittracker.cache import Cache
 from fittracker.config import Settings
 from fittracker.metrics import Metrics
@@ -67,6 +69,35 @@ class PluginContext:
         await self.bus.publish(
             type, data, source=f"fittracker/{self.name}", subject=subject, request_id=current_request_id()
         )
+
+    async def follow(
+        self,
+        types: Collection[str],
+        handle: Callable[[Event], None],
+        *,
+        on_gap: Callable[[], None] | None = None,
+    ) -> None:
+        """Hand every event of ``types`` published from now on, by any process, to ``handle``.
+
+        A broadcast read (every process sees every event; no consumer group), run as a
+        background task until the bus closes. If the tail fails, the failure is logged,
+        ``on_gap`` runs (events may be missed if the failure outlasts the log's retention),
+        and the tail resumes from the last event seen: ``handle`` may see an event twice.
+        """
+        since = datetime.now(UTC)
+        while True:
+            try:
+                async for event in self.bus.tail(types, since):
+                    since = datetime.fromisoformat(event.time)
+                    handle(event)
+                return  # the bus closed
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if on_gap is not None:
+                    on_gap()
+                self.log.exception("following %s failed; retrying", ", ".join(sorted(types)))
+                await asyncio.sleep(1.0)
 
 
 # The only app keys of the core. ``CONTEXT`` sits on each plug-in's sub-application.

@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode
 from fittracker_plugins.notifications.connection import TOKEN_GONE, Connection
 from fittracker_plugins.notifications.stream import CREATED, READ, Message
 
 from fittracker import PluginContext, Unauthorized
+from fittracker.bus import Event
 
 MAINTENANCE_EVERY_S = 3600.0
 
@@ -52,30 +52,21 @@ class Hub:
 
     # --- background loops --------------------------------------------------------------------
     def start(self, maintenance: Callable[[], Awaitable[None]]) -> None:
-        since = datetime.now(UTC)
         self._tasks = [
-            asyncio.create_task(self._follow(since), name="notifications:follow"),
+            asyncio.create_task(
+                self.ctx.follow({CREATED, READ}, self._announced), name="notifications:follow"
+            ),
             asyncio.create_task(
                 self._every(self.auth_check_s, self._check_tokens), name="notifications:auth"
             ),
             asyncio.create_task(self._every(MAINTENANCE_EVERY_S, maintenance), name="notifications:prune"),
         ]
 
-    async def _follow(self, since: datetime) -> None:
-        while True:
-            try:
-                async for event in self.ctx.bus.tail({CREATED, READ}, since):
-                    since = datetime.fromisoformat(event.time)
-                    user_id, message = event.data.get("user_id"), event.data.get("message")
-                    if isinstance(user_id, str) and isinstance(message, dict):
-                        self.deliver(user_id, message)
-                return  # the bus closed
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Keep following from the last one seen (connections drop repeats by seq).
-                self.ctx.log.exception("following notification announcements failed; retrying")
-                await asyncio.sleep(1.0)
+    def _announced(self, event: Event) -> None:
+        # Repeats (the tail resumes after a failure) are dropped by each connection by seq.
+        user_id, message = event.data.get("user_id"), event.data.get("message")
+        if isinstance(user_id, str) and isinstance(message, dict):
+            self.deliver(user_id, message)
 
     async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
         while True:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aiohttp import web
 from fittracker_plugins.workouts.catalog import CUSTOM_CHANGED, Catalog
 from fittracker_plugins.workouts.prefs import UserPrefs
 
 from fittracker import PluginContext
+from fittracker.bus import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,11 @@ def setup_state(app: web.Application, ctx: PluginContext) -> Workouts:
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await state.catalog.start()
-        follower = asyncio.create_task(follow_custom_changes(ctx, state.catalog), name="workouts:custom")
+        # Announcements missed while the tail was down: trust nothing cached.
+        follow = ctx.follow(
+            {CUSTOM_CHANGED}, forget_changed(state.catalog), on_gap=state.catalog.custom.forget
+        )
+        follower = asyncio.create_task(follow, name="workouts:custom")
         yield
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
@@ -51,21 +55,12 @@ def setup_state(app: web.Application, ctx: PluginContext) -> Workouts:
     return state
 
 
-async def follow_custom_changes(ctx: PluginContext, catalog: Catalog) -> None:
+def forget_changed(catalog: Catalog) -> Callable[[Event], None]:
     """Drop a user's cached custom exercises when any process announces a change to them."""
-    since = datetime.now(UTC)
-    while True:
-        try:
-            async for event in ctx.bus.tail({CUSTOM_CHANGED}, since):
-                since = datetime.fromisoformat(event.time)
-                user_id = event.data.get("user_id")
-                if isinstance(user_id, str):
-                    catalog.custom.forget(user_id)
-            return  # the bus closed
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Announcements may have been missed: trust nothing cached, then follow again.
-            catalog.custom.forget()
-            ctx.log.exception("following custom exercise changes failed; retrying")
-            await asyncio.sleep(1.0)
+
+    def handle(event: Event) -> None:
+        user_id = event.data.get("user_id")
+        if isinstance(user_id, str):
+            catalog.custom.forget(user_id)
+
+    return handle
