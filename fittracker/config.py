@@ -125,6 +125,7 @@ CORE_DEFAULTS: dict[str, dict[str, Setting]] = {
         "level": Setting("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
         "format": Setting("json", "json lines or plain text", choices=("json", "text")),
         "access_log": Setting(True, "one JSON line per request"),
+        "access_log_probes": Setting(False, "log GET /health too (probes are answered before routing)"),
     },
     "http": {
         "cors_origins": Setting([], "origins allowed by CORS ('*' for any)", check=_origin),

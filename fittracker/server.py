@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from fittracker import __version__
+from fittracker import __version__, system
 from fittracker.app import build_app
 from fittracker.config import ENV_PREFIX, Settings
+from fittracker.http.probes import answer_probes_first
+from fittracker.http.security import security_headers
 from fittracker.plugins import Discovery
 from fittracker.runtime import RUNTIME, freeze_startup_heap
 
@@ -46,6 +48,9 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
                 supervisor.set_env(PUBLIC_URL_ENV_VAR, internal)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=server["shutdown_timeout"])
         await runner.setup()
+        if not settings.section("log")["access_log_probes"]:
+            hsts = settings.section("http")["hsts"]
+            answer_probes_first(runner, system.liveness_body, security_headers(hsts), runtime.metrics.http)
         if supervisor is not None:
             # Open the door once the workers can serve; SIGHUP rolls them one by one.
             within = float(settings.section("supervisor")["ready_timeout_s"])

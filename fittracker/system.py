@@ -13,7 +13,7 @@ from fittracker import __version__
 from fittracker.context import PluginContext
 from fittracker.health import run_checks
 from fittracker.hookspecs import HealthCheck
-from fittracker.http.responses import json_response
+from fittracker.http.responses import dumps, json_response
 from fittracker.metrics import CONTENT_TYPE_LATEST
 from fittracker.runtime import RUNTIME, Runtime
 
@@ -34,8 +34,21 @@ def _now() -> str:
     return _stamp[1]
 
 
+_liveness: tuple[str, bytes] = ("", b"")
+
+
+def liveness_body() -> bytes:
+    """``GET /health``'s JSON, rendered once per second (the probe lane serves it too)."""
+    global _liveness
+    stamp = _now()
+    if _liveness[0] != stamp:
+        body = {"status": "ok", "service": SERVICE, "version": __version__, "timestamp": stamp}
+        _liveness = (stamp, dumps(body))
+    return _liveness[1]
+
+
 async def health(request: web.Request) -> web.Response:
-    return json_response({"status": "ok", "service": SERVICE, "version": __version__, "timestamp": _now()})
+    return web.Response(body=liveness_body(), content_type="application/json")
 
 
 async def plugin_report(ctx: PluginContext, checks: dict[str, HealthCheck], mode: str) -> dict[str, Any]:

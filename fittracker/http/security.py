@@ -17,18 +17,28 @@ PAGE_CSP = (
 ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 
+def security_headers(hsts: bool, page: bool = False) -> dict[str, str]:
+    """The headers every response carries (HTML pages get a looser CSP)."""
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": PAGE_CSP if page else API_CSP,
+    }
+    if hsts:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
 def make_header_hook(hsts: bool) -> ResponseHook:
-    """An ``on_response_prepare`` hook adding the headers (HTML pages get a looser CSP)."""
+    """An ``on_response_prepare`` hook adding ``security_headers`` where a handler set none."""
+    for_api, for_pages = security_headers(hsts), security_headers(hsts, page=True)
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
         is_page = (response.content_type or "").startswith("text/html")
-        headers.setdefault("Content-Security-Policy", PAGE_CSP if is_page else API_CSP)
-        if hsts:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in (for_pages if is_page else for_api).items():
+            headers.setdefault(name, value)
 
     return add_headers
 

@@ -77,7 +77,7 @@ async def test_sigterm_finishes_in_flight_requests(server: Server) -> None:
 async def test_json_logs_carry_request_ids_and_no_secrets(server: Server) -> None:
     async with aiohttp.ClientSession() as session:
         headers = {"X-Request-ID": "req-abcdef-123", "Authorization": "Bearer very.secret.token"}
-        async with session.get(f"{server.url}/health", headers=headers) as resp:
+        async with session.get(f"{server.url}/health/services", headers=headers) as resp:
             assert resp.status == 200
             assert resp.headers["X-Request-ID"] == "req-abcdef-123"
     _, err = await asyncio.to_thread(server.stop)
@@ -87,6 +87,23 @@ async def test_json_logs_carry_request_ids_and_no_secrets(server: Server) -> Non
     assert access[0]["request_id"] == "req-abcdef-123"
     assert {"method", "path", "status", "duration_ms", "plugin", "user_id"} <= set(access[0])
     assert "very.secret.token" not in err
+
+
+async def test_liveness_probes_are_answered_counted_and_not_logged(server: Server) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(f"{server.url}/health", headers={"X-Request-ID": "probe-0001"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["status"] == "ok"
+                assert resp.headers["X-Request-ID"] == "probe-0001"
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        async with session.get(f"{server.url}/metrics") as resp:
+            exposition = await resp.text()
+    assert 'route="/health",status="200"} 3.0' in exposition
+    _, err = await asyncio.to_thread(server.stop)
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    paths = [r["path"] for r in records if r.get("logger") == "fittracker.access"]
+    assert paths == ["/metrics"], err
 
 
 def test_run_py_is_fittracker_serve(installed_test_plugins: Path, tmp_path: Path) -> None:
