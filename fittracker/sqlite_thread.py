@@ -21,6 +21,13 @@ event loop, cost 0.1 ms at best and 1-10 ms at the 90th-99th percentile on a sma
 ``inline`` (point reads and writes by primary key, appends) runs on the event loop itself when
 the thread is idle. It never waits there: if the thread holds the connection, or another
 process holds the write lock, the work goes to the thread like any other.
+
+Inline writes are group-committed too. The first one in an event-loop iteration opens a
+transaction (the loop then holds the connection), the rest of the iteration's inline writes
+join it, each in a savepoint, and the commit runs as the loop's next callback; only then do
+the writers get their results. A COMMIT apiece was a twentieth of the loop's time when every
+request wrote several rows. Inline reads in that window run inside the open transaction and
+see its writes, as reads on the thread see a batch's.
 """
 
 from __future__ import annotations
@@ -92,13 +99,23 @@ class SqliteThread:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # the connection, used by one thread at a time
         self._opened = False  # opening may wait for other processes: only ever on the thread
-        self._busy_ms: int | None = None  # the connection's own busy timeout, restored after inline work
+        self._busy_ms: int | None = None  # the connection's own busy timeout (0 while inline)
+        self._busy_zero = False  # whoever holds ``_lock`` may flip this
+        # The inline writes waiting for the loop's commit, and the loop thread holding the
+        # connection meanwhile; None when no inline transaction is open.
+        self._open: list[tuple[asyncio.Future[Any], Any]] | None = None
+        self._open_by = 0
+        self._wanted = False  # the thread waits for the connection: inline work queues behind it
 
     async def run(self, work: Callable[[], T], *, write: bool = False, inline: bool = False) -> T:
         """``work()`` on the thread; ``write`` says it changes the database, ``inline`` that it is
         short enough to run on the event loop when the thread is idle (see the module)."""
-        if inline:
-            done, value = self._try_inline(work, write)
+        if inline and write:
+            joined = self._try_join(work)
+            if joined is not None:
+                return cast(T, await joined)
+        elif inline:
+            done, value = self._try_inline(work)
             if done:
                 return cast(T, value)
         loop = asyncio.get_running_loop()
@@ -117,33 +134,92 @@ class SqliteThread:
             self._inbox.put(None)
             self._thread = None
 
-    def _try_inline(self, work: Callable[[], Any], write: bool) -> tuple[bool, Any]:
-        """(True, result) if ``work`` ran here and now; (False, None) if it must go to the thread."""
-        if not self._opened or not self._lock.acquire(blocking=False):
-            return False, None  # the thread is running a batch
+    def _holding(self) -> bool:
+        """True on the loop thread while its inline transaction is open (it holds ``_lock``)."""
+        return self._open is not None and self._open_by == threading.get_ident()
+
+    def _try_inline(self, work: Callable[[], Any]) -> tuple[bool, Any]:
+        """(True, result) if the read ``work`` ran here and now; (False, None) if it must go to
+        the thread."""
+        if self._holding():
+            return True, self._call(work)
+        if not self._opened or self._wanted or not self._lock.acquire(blocking=False):
+            return False, None  # the thread is running a batch, or about to
         try:
-            try:
-                conn = self._connection()
-                if write:  # never wait here for another process's write lock
-                    if self._busy_ms is None:
-                        self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
-                    conn.execute("PRAGMA busy_timeout = 0")
-                try:
-                    return True, work()
-                finally:
-                    if write:
-                        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc):
-                    return False, None  # nothing was written (rolled back): wait on the thread
-                raise self._translate(exc) from exc
-            except Exception as exc:
-                translated = self._translate(exc)
-                if translated is exc:
-                    raise
-                raise translated from exc
+            return True, self._call(work)
         finally:
             self._lock.release()
+
+    def _try_join(self, work: Callable[[], Any]) -> asyncio.Future[Any] | None:
+        """Run the write ``work`` in the loop's open transaction (opening it if need be); the
+        future resolves after the commit. None if the work must go to the thread instead."""
+        if not self._holding():
+            if self._open is not None or not self._opened or self._wanted:
+                return None  # another thread's transaction, or the thread's turn
+            if not self._lock.acquire(blocking=False):
+                return None  # the thread is running a batch
+            try:
+                conn = self._connection()
+                self._set_busy_zero(conn, True)  # never wait here for another process's write lock
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                self._lock.release()
+                if _is_busy(exc):
+                    return None  # another process writes: wait for the lock on the thread
+                raise self._translate(exc) from exc
+            except BaseException:
+                self._lock.release()
+                raise
+            self._open, self._open_by = [], threading.get_ident()
+            asyncio.get_running_loop().call_soon(self._commit_open)
+        assert self._open is not None
+        conn = self._connection()
+        with transaction(conn):  # a savepoint: a failing item rolls back alone, and now
+            value = self._call(work)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._open.append((future, value))
+        return future
+
+    def _commit_open(self) -> None:
+        pending, self._open, self._open_by = self._open or [], None, 0
+        try:
+            conn = self._connection()
+            try:
+                conn.execute("COMMIT")
+                failure: Exception | None = None
+            except Exception as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                failure = self._translate(exc)
+        finally:
+            self._lock.release()
+        for future, value in pending:
+            if future.cancelled():
+                continue
+            if failure is None:
+                future.set_result(value)
+            else:
+                future.set_exception(failure)
+
+    def _call(self, work: Callable[[], Any]) -> Any:
+        try:
+            return work()
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def _set_busy_zero(self, conn: sqlite3.Connection, zero: bool) -> None:
+        """Switch the busy timeout between 0 (inline) and the connection's own; the caller holds
+        ``_lock``. Only a switch costs a statement: runs of inline work pay nothing."""
+        if self._busy_zero == zero:
+            return
+        if self._busy_ms is None:
+            self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        conn.execute(f"PRAGMA busy_timeout = {0 if zero else self._busy_ms}")
+        self._busy_zero = zero
 
     # --- the thread ------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -162,7 +238,9 @@ class SqliteThread:
                     stopping = True
                     break
                 batch.append(item)
+            self._wanted = True  # the loop stops starting inline work until we have had a turn
             with self._lock:
+                self._wanted = False
                 outcomes = self._run_batch(batch)
             _deliver(batch, outcomes)
 
@@ -173,6 +251,11 @@ class SqliteThread:
             failed = (False, self._translate(exc))
             return [failed] * len(batch)
         self._opened = True
+        try:
+            self._set_busy_zero(conn, False)  # the thread waits for other processes' locks
+        except Exception as exc:
+            failed = (False, self._translate(exc))
+            return [failed] * len(batch)
         grouped = any(write for _, write, _ in batch) and len(batch) > 1
         if grouped:
             try:

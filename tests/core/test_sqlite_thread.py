@@ -157,6 +157,77 @@ async def test_inline_never_waits_for_another_process_lock(db: tuple[Db, SqliteT
     assert store.rows() == [7]
 
 
+async def test_inline_writes_of_one_loop_iteration_share_a_commit(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    writes = [
+        asyncio.ensure_future(thread.run(partial(insert, store, n), write=True, inline=True))
+        for n in range(5)
+    ]
+    await asyncio.sleep(0)  # the five ran on the loop, in one open transaction...
+    assert store.connection().in_transaction
+    assert store.rows() == [] and not any(w.done() for w in writes)  # ...not committed, not answered
+    assert await asyncio.gather(*writes) == [0, 1, 2, 3, 4]
+    assert store.rows() == [0, 1, 2, 3, 4]
+    assert store.begun == 1
+
+
+async def test_a_failing_inline_write_fails_alone_and_at_once(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    await thread.run(partial(insert, store, 5), write=True)
+    first = asyncio.ensure_future(thread.run(partial(insert, store, 1), write=True, inline=True))
+    await asyncio.sleep(0)
+    with pytest.raises(sqlite3.IntegrityError):  # raised before the commit: nothing to wait for
+        await thread.run(partial(insert, store, 5), write=True, inline=True)
+    assert await first == 1
+    assert store.rows() == [1, 5]
+
+
+async def test_a_failed_inline_commit_fails_every_write_in_it(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+    results = await asyncio.gather(
+        thread.run(partial(insert, store, 1), write=True, inline=True),
+        thread.run(partial(insert, store, 2, 99), write=True, inline=True),  # fails at COMMIT
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert store.rows() == [] and not store.connection().in_transaction
+    assert await thread.run(partial(insert, store, 3), write=True, inline=True) == 3
+    assert store.rows() == [3]
+
+
+async def test_inline_reads_see_the_open_transaction(db: tuple[Db, SqliteThread]) -> None:
+    store, thread = db
+
+    def ids() -> list[int]:
+        return [r[0] for r in store.connection().execute("SELECT id FROM item ORDER BY id")]
+
+    write = asyncio.ensure_future(thread.run(partial(insert, store, 1), write=True, inline=True))
+    await asyncio.sleep(0)
+    assert await thread.run(ids, inline=True) == [1]  # on the loop, inside the open transaction
+    await write
+
+
+async def test_the_thread_gets_its_turn_while_the_loop_keeps_writing(db: tuple[Db, SqliteThread]) -> None:
+    """Inline writers on the loop never starve work queued for the thread."""
+    store, thread = db
+    stop = asyncio.Event()
+
+    async def writer(start: int) -> None:
+        n = start
+        while not stop.is_set():
+            await thread.run(partial(insert, store, n), write=True, inline=True)
+            n += 1
+
+    writers = [asyncio.ensure_future(writer(k * 1_000_000)) for k in range(4)]
+    try:
+        for n in range(20):  # each waits for the thread to get the connection
+            await asyncio.wait_for(thread.run(partial(insert, store, -1 - n), write=True), 2)
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+    assert len([r for r in store.rows() if r < 0]) == 20
+
+
 def test_wal_switch_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
     # Two processes opening a new file at once: SQLite does not wait by itself for this pragma.
     path = tmp_path / "new.db"
