@@ -13,10 +13,11 @@ Two ways to receive events:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fittracker.ids import random_hex
 
@@ -61,6 +62,34 @@ class Event:
 
 
 Handler = Callable[[Event], Awaitable[None]]
+
+
+_Item = TypeVar("_Item")
+
+
+async def in_subject_lanes(
+    batch: Sequence[_Item],
+    subject_of: Callable[[_Item], str],
+    deliver: Callable[[list[_Item]], Awaitable[None]],
+) -> None:
+    """Deliver a claimed batch as concurrent lanes, one per subject, each lane in log order.
+
+    Handlers wait on storage: one event at a time, a group handles no more events per second
+    than its round trips allow, however idle the process. Events about different subjects
+    never relied on each other's order (several consumers of a group split them anyway);
+    events about one subject keep theirs. Every lane finishes before the first error of any
+    lane is raised.
+    """
+    lanes: dict[str, list[_Item]] = {}
+    for item in batch:
+        lanes.setdefault(subject_of(item), []).append(item)
+    if len(lanes) <= 1:
+        await deliver(list(batch))
+        return
+    outcomes = await asyncio.gather(*(deliver(lane) for lane in lanes.values()), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def require_positive(**options: float) -> None:

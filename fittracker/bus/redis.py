@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -38,7 +39,7 @@ from typing import Any
 
 import redis.exceptions
 
-from fittracker.bus.base import BusMetrics, Event, Handler, require_positive
+from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive
 from fittracker.bus.redis_stream import Delivery, RedisStream, decode, id_before
 from fittracker.ids import random_hex
 from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
@@ -264,13 +265,20 @@ class RedisEventBus:
         if len(wanted) < len(batch):  # acknowledge unsubscribed types at once: never seen again
             keep = {item.entry_id for item in wanted}
             await self._stream.ack(group, *(item.entry_id for item in batch if item.entry_id not in keep))
-        for index, item in enumerate(wanted):
+        await in_subject_lanes(
+            wanted,
+            lambda item: (item.event.subject or item.event.id) if item.event is not None else item.entry_id,
+            functools.partial(self._deliver_lane, group, handlers),
+        )
+
+    async def _deliver_lane(self, group: str, handlers: Mapping[str, Handler], lane: list[Delivery]) -> None:
+        for index, item in enumerate(lane):
             event = item.event
             if event is None:
                 await self._bury(group, item, item.deliveries)
                 continue
             if self._closing:
-                await self._stream.release(group, [i for i in wanted[index:] if i.event is not None])
+                await self._stream.release(group, [i for i in lane[index:] if i.event is not None])
                 return
             if not await self._still_ours(group, item):
                 continue

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from fittracker.bus.base import BusMetrics, Event, Handler, require_positive
+from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive
 from fittracker.bus.sqlite_log import Delivery, SqliteLog, types_param
 from fittracker.ids import random_hex
 from fittracker.sqlite_thread import SqliteThread
@@ -294,12 +294,18 @@ class SqliteEventBus:
             await self._wait(signal, max(0.0, next_reclaim - time.monotonic()))
 
     async def _deliver(self, group: str, handlers: Mapping[str, Handler], batch: list[Delivery]) -> None:
-        for index, item in enumerate(batch):
+        await in_subject_lanes(
+            batch,
+            lambda item: item.event.subject or item.event.id,
+            functools.partial(self._deliver_lane, group, handlers),
+        )
+
+    async def _deliver_lane(self, group: str, handlers: Mapping[str, Handler], lane: list[Delivery]) -> None:
+        for index, item in enumerate(lane):
             if self._closing:
-                await self._run(self._log.release, group, self.consumer, [d.seq for d in batch[index:]])
+                await self._run(self._log.release, group, self.consumer, [d.seq for d in lane[index:]])
                 return
-            # Skip entries acked or taken over by another consumer since we claimed them.
-            if not await self._run_point(self._log.owns, group, item.seq, self.consumer):
+            if not await self._still_ours(group, item):
                 continue
             event = item.event
             try:
@@ -318,6 +324,16 @@ class SqliteEventBus:
                 continue
             await self._run_write(self._log.ack, group, item.seq)
             self._handled(group, event.type, "ok")
+
+    async def _still_ours(self, group: str, item: Delivery) -> bool:
+        """Skip entries acked or taken over by another consumer since we claimed them.
+
+        Nobody can take an entry over before it was idle for the visibility timeout, and its
+        idle time is at most our time since ``claimed_at``: a fresh entry needs no read.
+        """
+        if time.monotonic() - item.claimed_at < self._visibility_timeout / 2:
+            return True
+        return await self._run_point(self._log.owns, group, item.seq, self.consumer)
 
     def _report_dead(self, group: str, dead: list[Delivery]) -> None:
         for item in dead:

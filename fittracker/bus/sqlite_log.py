@@ -73,6 +73,7 @@ class Delivery:
     seq: int
     event: Event
     deliveries: int
+    claimed_at: float  # monotonic time taken just before the claim
 
 
 def types_param(types: Sequence[str]) -> str:
@@ -150,7 +151,7 @@ class SqliteLog:
         # Cheap check without the write lock: nothing new since the group's offset.
         if row is not None and self.max_seq() <= row[0]:
             return []
-        now = time.time()
+        now, claimed_at = time.time(), time.monotonic()
         with self._write() as db:
             # A new group starts at the beginning of the retained log (like XGROUP CREATE 0).
             db.execute("INSERT OR IGNORE INTO groups (name, last_delivered_seq) VALUES (?, 0)", (group,))
@@ -172,7 +173,7 @@ class SqliteLog:
                 [(group, seq, consumer, now) for seq, _ in rows],
             )
             db.execute("UPDATE groups SET last_delivered_seq = ? WHERE name = ?", (new_offset, group))
-        return [Delivery(seq, _decode(envelope), 1) for seq, envelope in rows]
+        return [Delivery(seq, _decode(envelope), 1, claimed_at) for seq, envelope in rows]
 
     def reclaim(
         self, group: str, types: str, consumer: str, idle: float, max_deliveries: int, limit: int
@@ -187,7 +188,7 @@ class SqliteLog:
             " WHERE p.group_name = ? AND p.claimed_at <= ?"
             " AND e.type IN (SELECT value FROM json_each(?)) ORDER BY p.seq LIMIT ?"
         )
-        now = time.time()
+        now, claimed_at = time.time(), time.monotonic()
         params = (group, now - idle, types, limit)
         if not self._conn().execute(query, params).fetchone():
             return [], []
@@ -203,14 +204,14 @@ class SqliteLog:
                         (group, seq, event.id, event.type, envelope, deliveries, consumer, now),
                     )
                     db.execute("DELETE FROM pending WHERE group_name = ? AND seq = ?", (group, seq))
-                    dead.append(Delivery(seq, event, deliveries))
+                    dead.append(Delivery(seq, event, deliveries, claimed_at))
                 else:
                     db.execute(
                         "UPDATE pending SET consumer = ?, deliveries = deliveries + 1, claimed_at = ?"
                         " WHERE group_name = ? AND seq = ?",
                         (consumer, now, group, seq),
                     )
-                    redelivered.append(Delivery(seq, event, deliveries + 1))
+                    redelivered.append(Delivery(seq, event, deliveries + 1, claimed_at))
         return redelivered, dead
 
     def owns(self, group: str, seq: int, consumer: str) -> bool:

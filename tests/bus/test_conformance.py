@@ -256,8 +256,9 @@ async def test_close_lets_the_in_flight_handler_finish(make_bus: MakeBus) -> Non
 
     bus = make_bus()
     bus.subscribe("g", {"a": slow})
-    first = await bus.publish("a", {}, source="/t")
-    second = await bus.publish("a", {}, source="/t")
+    # One subject: one lane, handled in order, so the second is not in flight yet.
+    first = await bus.publish("a", {}, source="/t", subject="w1")
+    second = await bus.publish("a", {}, source="/t", subject="w1")
     await bus.start()
     await asyncio.wait_for(started.wait(), 2)
     await bus.close()
@@ -269,6 +270,35 @@ async def test_close_lets_the_in_flight_handler_finish(make_bus: MakeBus) -> Non
     successor.subscribe("g", {"a": collector(got)})
     await successor.start()
     await wait_until(lambda: got == [second], within=2)
+
+
+async def test_a_batch_runs_one_lane_per_subject(make_bus: MakeBus) -> None:
+    """Different subjects are handled side by side; one subject's events strictly in order."""
+    running: set[str] = set()
+    overlapped: list[tuple[str, str]] = []
+    order: dict[str, list[int]] = {}
+
+    async def handler(event: Event) -> None:
+        subject = event.subject or ""
+        overlapped.extend((subject, other) for other in running)
+        assert subject not in running, "two events of one subject at once"
+        running.add(subject)
+        await asyncio.sleep(0.02)
+        order.setdefault(subject, []).append(event.data["n"])
+        running.discard(subject)
+
+    bus = make_bus()
+    bus.subscribe("g", {"a": handler})
+    for n in range(6):
+        for subject in ("w1", "w2", "w3"):
+            await bus.publish("a", {"n": n}, source="/t", subject=subject)
+    await bus.start()
+    try:
+        await wait_until(lambda: sum(map(len, order.values())) == 18, within=5)
+    finally:
+        await bus.close()
+    assert order == {s: list(range(6)) for s in ("w1", "w2", "w3")}
+    assert overlapped, "the subjects' lanes never ran side by side"
 
 
 async def test_close_cancels_a_handler_that_overruns_close_timeout(
