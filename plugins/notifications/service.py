@@ -9,7 +9,10 @@ Idempotency: with an ``idempotency_key``, the plan (notification, channels, defe
 claimed in ``idempotency`` under a hash of (user, key) before any side effect. A second call
 within ``idempotency_ttl_s`` returns the first result; a call that finds an unfinished claim
 (the first caller crashed, and the bus redelivered) finishes that same plan, whose every step
-is safe to repeat: the stream dedupes by seq and the dispatcher by notification id.
+is safe to repeat: the stream dedupes by seq and the dispatcher by notification id. The
+notification that only goes to the stream (the user's own progress, a category set to in-app
+only) keeps no claim: its entry is stored under the claim's id and is the claim, so a repeat
+finds it there and announces it again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from fittracker_plugins.notifications.models import CATEGORIES, PROGRESS
-from fittracker_plugins.notifications.prefs import PreferenceStore
+from fittracker_plugins.notifications.prefs import Effective, PreferenceStore
 from fittracker_plugins.notifications.stream import Stream, iso, public_item
 
 from fittracker import PluginContext
@@ -53,6 +56,28 @@ class InAppTracker(Protocol):
         *,
         category: str | None = None,
     ) -> None: ...
+
+
+def _notification(
+    notification_id: str,
+    user_id: str,
+    category: str,
+    type_: str,
+    title: str,
+    body: str,
+    data: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": notification_id,
+        "user_id": user_id,
+        "category": category,
+        "type": type_,
+        "title": title,
+        "body": body,
+        "data": dict(data or {}),
+        "created_at": iso(now),
+    }
 
 
 def claim_id(user_id: str, key: str) -> str:
@@ -102,11 +127,16 @@ class Notifier:
             raise ValueError(f"unknown notification category {category!r}")
         now = self.clock()
         key = claim_id(user_id, idempotency_key) if idempotency_key else None
+        prefs = await self.prefs.effective(user_id)
+        channels = prefs.channels(category)
+        if key is not None and channels == ["in_app"]:
+            return await self._in_app_once(key, user_id, category, type, title, body, data, now)
+        notification = _notification(random_hex(), user_id, category, type, title, body, data, now)
         if key is not None:
             earlier = await self._earlier(key, now)
             if earlier is not None:
                 return await self._finish(earlier)
-        plan = await self._plan(user_id, category, type, title, body, dict(data or {}), now)
+        plan = await self._plan(notification, prefs, channels, now)
         if key is not None:
             plan.update(_id=key, key=idempotency_key, created_at=iso(now))
             try:
@@ -116,6 +146,27 @@ class Notifier:
                 if theirs is not None:
                     return await self._finish(theirs)
         return await self._finish(plan)
+
+    async def _in_app_once(
+        self,
+        key: str,
+        user_id: str,
+        category: str,
+        type_: str,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Only the stream: the stored entry is the claim (its id is the claim's), so a repeat
+        finds it and announces it again instead of keeping a claim beside it."""
+        notification = _notification(key, user_id, category, type_, title, body, data, now)
+        notification["seq"] = await self.stream.next_seq(user_id)
+        doc = await self.stream.store(self._entry(notification))
+        if doc["seq"] != notification["seq"] and doc["created_at"] < iso(now - self.ttl):
+            notification["id"] = random_hex()  # an entry from before the TTL: the key is fresh again
+            doc = await self.stream.store(self._entry(notification))
+        return await self._announce(doc)
 
     async def _earlier(self, key: str, now: datetime) -> Document | None:
         doc = await self.claims.find_one({"_id": key})
@@ -127,29 +178,10 @@ class Notifier:
         return doc
 
     async def _plan(
-        self,
-        user_id: str,
-        category: str,
-        type_: str,
-        title: str,
-        body: str,
-        data: dict[str, Any],
-        now: datetime,
+        self, notification: dict[str, Any], prefs: Effective, channels: list[str], now: datetime
     ) -> Document:
-        prefs = await self.prefs.effective(user_id)
-        channels = prefs.channels(category)
-        notification: Document = {
-            "id": random_hex(),
-            "user_id": user_id,
-            "category": category,
-            "type": type_,
-            "title": title,
-            "body": body,
-            "data": data,
-            "created_at": iso(now),
-        }
         if "in_app" in channels:
-            notification["seq"] = await self.stream.next_seq(user_id)
+            notification["seq"] = await self.stream.next_seq(notification["user_id"])
         quiet_end = prefs.quiet_until(now) if set(channels) - {"in_app"} else None
         return {
             "notification": notification,
@@ -167,14 +199,7 @@ class Notifier:
         if not channels:
             result = None
         elif "in_app" in channels:
-            doc = self._entry(notification)
-            await self.stream.store(doc)
-            await self.stream.publish(doc)
-            if self.in_app is not None and doc["inbox"]:  # stored and announced: delivered in-app
-                await self.in_app.mark_in_app(
-                    doc["_id"], doc["user_id"], "delivered", category=doc["category"]
-                )
-            result = public_item(doc)
+            result = await self._announce(await self.stream.store(self._entry(notification)))
         else:
             result = {k: v for k, v in notification.items() if k != "user_id"}
         external = [c for c in channels if c != "in_app"]
@@ -183,6 +208,13 @@ class Notifier:
         if "_id" in plan:
             await self.claims.update_one({"_id": plan["_id"]}, {"$set": {"done": True, "result": result}})
         return result
+
+    async def _announce(self, doc: Document) -> dict[str, Any]:
+        """Announce a stored entry (again, after a crash: every step may repeat)."""
+        await self.stream.publish(doc)
+        if self.in_app is not None and doc["inbox"]:  # stored and announced: delivered in-app
+            await self.in_app.mark_in_app(doc["_id"], doc["user_id"], "delivered", category=doc["category"])
+        return public_item(doc)
 
     @staticmethod
     def _entry(notification: Mapping[str, Any]) -> Document:

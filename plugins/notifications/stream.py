@@ -83,16 +83,20 @@ class Stream:
         assert head is not None  # an upsert always returns the document
         return int(head["seq"])
 
-    async def store(self, doc: Document) -> None:
-        """Store an entry that already has its ``seq`` (again: a retry of the same entry is fine)."""
+    async def store(self, doc: Document) -> Document:
+        """Store an entry that already has its ``seq``; returns it, or the entry an earlier
+        attempt stored under the same id or seq (a retry is fine)."""
         try:
             await self.entries.insert_one(doc)
         except DuplicateKeyError:
-            return
+            if "_id" in doc:
+                return await self.entries.find_one({"_id": doc["_id"]}) or doc
+            return doc
         if doc["seq"] % PRUNE_EVERY == 0:
             await self.entries.delete_many(
                 {"user_id": doc["user_id"], "seq": {"$lte": doc["seq"] - self.retain_per_user}}
             )
+        return doc
 
     async def publish(self, doc: Mapping[str, Any]) -> None:
         """Announce an entry to every process, each of which pushes it to its own sockets."""

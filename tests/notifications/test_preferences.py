@@ -123,3 +123,24 @@ async def test_idempotency_keys(live_client: TestClient[Any, Any]) -> None:
     assert newer is not None and newer["id"] != first["id"]
     inbox = await (await live_client.get(INBOX, headers=ada.headers)).json()
     assert len(inbox["items"]) == 3
+
+
+async def test_stream_only_notifications_are_their_own_claim(live_client: TestClient[Any, Any]) -> None:
+    """Progress goes only to the stream: no claim is kept, and a repeat (a redelivered event)
+    finds the stored entry, announces it again and adds nothing."""
+    ada = await member(live_client)
+    notifier = state_of(live_client).notifier
+    kw: dict[str, Any] = {"category": "progress", "type": "workout.set_logged", "title": "Set", "body": "b"}
+    first = await notifier.notify(ada.user_id, idempotency_key="e1:progress", **kw)
+    again = await notifier.notify(ada.user_id, idempotency_key="e1:progress", **kw)
+    assert first is not None and first == again
+    assert await notifier.claims.count({}) == 0
+    stream = notifier.stream.entries
+    assert await stream.count({"user_id": ada.user_id, "type": "workout.set_logged"}) == 1
+    other = await notifier.notify(ada.user_id, idempotency_key="e2:progress", **kw)
+    assert other is not None and other["id"] != first["id"]
+    later = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1)
+    notifier.clock = lambda: later  # after the TTL the key is fresh again, as with a claim
+    newer = await notifier.notify(ada.user_id, idempotency_key="e1:progress", **kw)
+    assert newer is not None and newer["id"] not in (first["id"], other["id"])
+    assert await stream.count({"user_id": ada.user_id, "type": "workout.set_logged"}) == 3
