@@ -197,18 +197,35 @@ def check_condition(path: str, cond: object) -> None:
             check_condition(path, arg)
 
 
+# Update shapes (operators and their paths) already checked: the paths part of the check is
+# quadratic in the number of paths, and a program sends the same few shapes over and over.
+_VALID_UPDATE_SHAPES: set[tuple[tuple[str, tuple[str, ...]], ...]] = set()
+
+
 def check_update(update: object) -> None:
     """Raise InvalidQuery unless ``update`` is a non-empty set of supported update operators."""
     if not isinstance(update, Mapping) or not update:
         raise InvalidQuery("an update must be a non-empty object of update operators")
-    seen: list[tuple[str, ...]] = []
     for op, fields in update.items():
         if op not in UPDATE_OPS:
             hint = "" if str(op).startswith("$") else " (replacement documents are not supported)"
             raise InvalidQuery(f"unsupported update operator {op!r}{hint}")
         if not isinstance(fields, Mapping):
             raise InvalidQuery(f"{op} takes an object of field paths")
+    shape = tuple((op, tuple(fields)) for op, fields in update.items())
+    if shape not in _VALID_UPDATE_SHAPES:
+        _check_update_paths(update)
+        if len(_VALID_UPDATE_SHAPES) < 10_000:  # bounded, like the paths memo
+            _VALID_UPDATE_SHAPES.add(shape)
+    for op, fields in update.items():
         for path, arg in fields.items():
+            _check_update_arg(op, path, arg)
+
+
+def _check_update_paths(update: Mapping[str, Mapping[str, object]]) -> None:
+    seen: list[tuple[str, ...]] = []
+    for op, fields in update.items():
+        for path in fields:
             segments = tuple(split_path(path))
             if segments[0] == "_id" and op != "$setOnInsert":
                 raise InvalidQuery(f"{op} cannot modify the immutable field '_id'")
@@ -218,7 +235,6 @@ def check_update(update: object) -> None:
                 if other[:shortest] == segments[:shortest]:
                     raise InvalidQuery(f"conflicting update paths {'.'.join(other)!r} and {path!r}")
             seen.append(segments)
-            _check_update_arg(op, path, arg)
 
 
 def _check_update_arg(op: str, path: str, arg: object) -> None:
@@ -350,9 +366,12 @@ def _clone(value: Any) -> Any:
     return value
 
 
-def apply_update(doc: Document, update: Update, *, inserting: bool = False) -> Document:
-    """Return a copy of ``doc`` with a (validated) update applied; ``doc`` is left untouched."""
-    out: Document = _clone(doc)
+def apply_update(
+    doc: Document, update: Update, *, inserting: bool = False, in_place: bool = False
+) -> Document:
+    """Return a copy of ``doc`` with a (validated) update applied; ``doc`` is left untouched
+    unless ``in_place`` (for a caller that owns ``doc``, e.g. one it just parsed)."""
+    out: Document = doc if in_place else _clone(doc)
     for op, fields in update.items():
         if op == "$setOnInsert" and not inserting:
             continue

@@ -427,10 +427,12 @@ class SqliteCollection:
             after: Document | None = None
             changed = []
             for doc_id, text in conn.execute(sql, params).fetchall():
-                before = orjson.loads(text)
-                after = q.apply_update(before, update)
-                if after != before:  # like Mongo's modified_count, no-op updates do not count
-                    changed.append((_dumps(after), doc_id))
+                after = q.apply_update(orjson.loads(text), update, in_place=True)
+                stored = _dumps(after)
+                # Like Mongo's modified_count, no-op updates do not count. The stored text came
+                # from _dumps too: an unchanged document serialises to the very same text.
+                if stored != text:
+                    changed.append((stored, doc_id))
             conn.executemany(f"UPDATE {self._table} SET doc = ? WHERE id = ?", changed)
             if after is None and upsert:
                 seeded = q.apply_update(q.upsert_seed(flt), update, inserting=True)

@@ -283,3 +283,27 @@ async def test_remembered_shapes_still_refuse_bad_filters(sdb: SqliteDatabase, b
     await coll.find({"x": {"$gt": 1.5}})
     with pytest.raises(InvalidQuery):
         await coll.find(bad)
+
+
+async def test_remembered_update_shapes_still_check_each_calls_values(sdb: SqliteDatabase) -> None:
+    coll = sdb.collection("updates")
+    await coll.insert_one({"_id": "a", "n": 1, "tags": []})
+    assert await coll.update_one({"_id": "a"}, {"$inc": {"n": 1}, "$push": {"tags": "x"}}) is not None
+    for bad in (
+        {"$inc": {"n": "one"}, "$push": {"tags": "x"}},
+        {"$inc": {"n": float("nan")}, "$push": {"tags": "x"}},
+    ):
+        with pytest.raises(InvalidQuery):  # the same shape as the update above, a bad value
+            await coll.update_one({"_id": "a"}, bad)
+    with pytest.raises(InvalidQuery, match="conflicting"):
+        await coll.update_one({"_id": "a"}, {"$set": {"meta": {}, "meta.k": 1}})
+    with pytest.raises(InvalidQuery, match="conflicting"):  # refused again: never remembered
+        await coll.update_one({"_id": "a"}, {"$set": {"meta": {}, "meta.k": 1}})
+    assert await coll.find_one({"_id": "a"}) == {"_id": "a", "n": 2, "tags": ["x"]}
+
+
+async def test_an_update_that_changes_nothing_is_not_counted(sdb: SqliteDatabase) -> None:
+    coll = sdb.collection("noop")
+    await coll.insert_many([{"_id": "a", "v": 1.5, "s": "é"}, {"_id": "b", "v": 2, "s": "x"}])
+    assert await coll.update_many({}, {"$set": {"v": 1.5, "s": "é"}}) == 1  # only b changed
+    assert await coll.update_many({}, {"$set": {"v": 1.5, "s": "é"}}) == 0
