@@ -24,7 +24,7 @@ process holds the write lock, the work goes to the thread like any other.
 
 Inline writes are group-committed too. The first one in an event-loop iteration opens a
 transaction (the loop then holds the connection), the rest of the iteration's inline writes
-join it, each in a savepoint, and the commit runs as the loop's next callback; only then do
+join it (each atomic by itself), and the commit runs as the loop's next callback; only then do
 the writers get their results. A COMMIT apiece was a twentieth of the loop's time when every
 request wrote several rows. Inline reads in that window run inside the open transaction and
 see its writes, as reads on the thread see a batch's.
@@ -37,30 +37,43 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 MAX_BATCH = 256  # items per transaction: bounds how long one batch holds the write lock
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction, or a savepoint when one is already open (inside a batch)."""
-    nested = conn.in_transaction
-    # IMMEDIATE takes the write lock up front, so read-modify-write is atomic across processes.
-    conn.execute("SAVEPOINT item" if nested else "BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if nested:
+class _Transaction:
+    """``transaction()``'s context manager: a class, as it wraps every write (a generator-based
+    one cost more than the statements it ran)."""
+
+    __slots__ = ("_conn", "_nested")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._nested = conn.in_transaction
+
+    def __enter__(self) -> sqlite3.Connection:
+        # IMMEDIATE takes the write lock up front, so read-modify-write is atomic across processes.
+        self._conn.execute("SAVEPOINT item" if self._nested else "BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        conn = self._conn
+        if kind is None:
+            conn.execute("RELEASE item" if self._nested else "COMMIT")
+        elif self._nested:
             conn.execute("ROLLBACK TO item")
             conn.execute("RELEASE item")
         elif conn.in_transaction:
             conn.execute("ROLLBACK")
-        raise
-    conn.execute("RELEASE item" if nested else "COMMIT")
+
+
+def transaction(conn: sqlite3.Connection) -> _Transaction:
+    """A write transaction, or a savepoint when one is already open (inside a batch)."""
+    return _Transaction(conn)
 
 
 def enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -109,7 +122,11 @@ class SqliteThread:
 
     async def run(self, work: Callable[[], T], *, write: bool = False, inline: bool = False) -> T:
         """``work()`` on the thread; ``write`` says it changes the database, ``inline`` that it is
-        short enough to run on the event loop when the thread is idle (see the module)."""
+        short enough to run on the event loop when the thread is idle (see the module).
+
+        Inline writes must be atomic by themselves: one statement, or wrapped in
+        ``transaction()``, which a savepoint makes of it inside the loop's open transaction.
+        """
         if inline and write:
             joined = self._try_join(work)
             if joined is not None:
@@ -173,9 +190,7 @@ class SqliteThread:
             self._open, self._open_by = [], threading.get_ident()
             asyncio.get_running_loop().call_soon(self._commit_open)
         assert self._open is not None
-        conn = self._connection()
-        with transaction(conn):  # a savepoint: a failing item rolls back alone, and now
-            value = self._call(work)
+        value = self._call(work)  # atomic by itself (see ``run``): a failure rolls back alone
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._open.append((future, value))
         return future
