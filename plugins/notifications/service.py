@@ -58,28 +58,6 @@ class InAppTracker(Protocol):
     ) -> None: ...
 
 
-def _notification(
-    notification_id: str,
-    user_id: str,
-    category: str,
-    type_: str,
-    title: str,
-    body: str,
-    data: Mapping[str, Any] | None,
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "id": notification_id,
-        "user_id": user_id,
-        "category": category,
-        "type": type_,
-        "title": title,
-        "body": body,
-        "data": dict(data or {}),
-        "created_at": iso(now),
-    }
-
-
 def claim_id(user_id: str, key: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()[:32]
 
@@ -129,9 +107,19 @@ class Notifier:
         key = claim_id(user_id, idempotency_key) if idempotency_key else None
         prefs = await self.prefs.effective(user_id)
         channels = prefs.channels(category)
+        notification: dict[str, Any] = {
+            "id": random_hex(),
+            "user_id": user_id,
+            "category": category,
+            "type": type,
+            "title": title,
+            "body": body,
+            "data": dict(data or {}),
+            "created_at": iso(now),
+        }
         if key is not None and channels == ["in_app"]:
-            return await self._in_app_once(key, user_id, category, type, title, body, data, now)
-        notification = _notification(random_hex(), user_id, category, type, title, body, data, now)
+            notification["id"] = key
+            return await self._in_app_once(notification, now)
         if key is not None:
             earlier = await self._earlier(key, now)
             if earlier is not None:
@@ -147,21 +135,10 @@ class Notifier:
                     return await self._finish(theirs)
         return await self._finish(plan)
 
-    async def _in_app_once(
-        self,
-        key: str,
-        user_id: str,
-        category: str,
-        type_: str,
-        title: str,
-        body: str,
-        data: Mapping[str, Any] | None,
-        now: datetime,
-    ) -> dict[str, Any]:
+    async def _in_app_once(self, notification: dict[str, Any], now: datetime) -> dict[str, Any]:
         """Only the stream: the stored entry is the claim (its id is the claim's), so a repeat
         finds it and announces it again instead of keeping a claim beside it."""
-        notification = _notification(key, user_id, category, type_, title, body, data, now)
-        notification["seq"] = await self.stream.next_seq(user_id)
+        notification["seq"] = await self.stream.next_seq(notification["user_id"])
         doc = await self.stream.store(self._entry(notification))
         if doc["seq"] != notification["seq"] and doc["created_at"] < iso(now - self.ttl):
             notification["id"] = random_hex()  # an entry from before the TTL: the key is fresh again
