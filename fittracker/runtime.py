@@ -39,8 +39,18 @@ class Runtime:
 RUNTIME = web.AppKey("fittracker.runtime", Runtime)
 
 
-def freeze_startup_heap() -> None:
-    """Move everything alive after start-up out of the garbage collector's sight.
+# Python collects its young generation every 700 net allocations by default. A server
+# allocates thousands per request, so whatever is in flight at each collection (requests,
+# messages, frames) survives into the older generations, and full collections come often.
+# Each walks every long-lived object: with 10,000 WebSockets open, several hundred ms, on
+# top of whichever message is being delivered (scenario E: delivery p99 1.6-2.0 s with the
+# default, 0.7 s with this; 0.67 s with no collector at all).
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def prepare_heap_for_serving() -> None:
+    """Move everything alive after start-up out of the garbage collector's sight, and make
+    young collections rarer (``YOUNG_COLLECTION_THRESHOLD``).
 
     Modules, settings, schemas, catalogs: tens of thousands of long-lived objects that every
     full collection would otherwise walk again, adding tens of milliseconds to whichever request
@@ -49,3 +59,5 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)

@@ -19,7 +19,7 @@ from fittracker.config import ENV_PREFIX, Settings
 from fittracker.http.probes import answer_probes_first
 from fittracker.http.security import security_headers
 from fittracker.plugins import Discovery
-from fittracker.runtime import RUNTIME, freeze_startup_heap
+from fittracker.runtime import RUNTIME, prepare_heap_for_serving
 
 log = logging.getLogger("fittracker.server")
 # How workers learn where the router listens when server.public_url is not set.
@@ -70,7 +70,7 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
     url = f"http://{host}:{port}"
     served = sorted([*runtime.contexts, *(runtime.split.proxies if runtime.split else ())])
     plugins = ", ".join(served) or "none"
-    freeze_startup_heap()
+    prepare_heap_for_serving()
     log.info("listening", extra={"url": url, "plugins": served, "version": __version__})
     if ready_line:
         print(f"FitTracker {__version__} listening on {url} (data: {settings.data_dir}, plug-ins: {plugins})")

@@ -38,7 +38,7 @@ from fittracker.http.requestid import HEADER as REQUEST_ID_HEADER
 from fittracker.http.requestid import accept_or_make
 from fittracker.log import configure_logging, reset_request_id, set_request_id
 from fittracker.plugins import PLUGINS_ENV, Discovery, discover
-from fittracker.runtime import freeze_startup_heap
+from fittracker.runtime import prepare_heap_for_serving
 
 log = logging.getLogger("fittracker.worker")
 PARENT_CHECK_INTERVAL_S = 0.5
@@ -196,7 +196,7 @@ async def serve_worker(
             await web.TCPSite(runner, host, port, reuse_address=True).start()
             bound_host, bound_port = runner.addresses[0][:2]
             url = f"http://{bound_host}:{bound_port}"
-        freeze_startup_heap()
+        prepare_heap_for_serving()
         log.info("worker ready", extra={"url": url, "plugin": args.plugin})
         print(f"FitTracker worker {args.plugin} {worker_id} ready on {url}", flush=True)
         await stop.wait()

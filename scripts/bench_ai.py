@@ -31,7 +31,7 @@ from bench_app import make_app
 from fittracker_plugins.ai.catalog import Catalog
 from fittracker_plugins.ai.state import AI, Ai
 
-from fittracker.runtime import RUNTIME, freeze_startup_heap
+from fittracker.runtime import RUNTIME, prepare_heap_for_serving
 
 WORKOUTS_PER_WEEK = 6
 EXERCISES_PER_WORKOUT = 16
@@ -158,7 +158,7 @@ async def main(requests: int, weeks: int) -> None:
             }
             for path in paths.values():  # warm up: caches, catalog, query plans
                 await timed(client, path, headers, 3)
-            freeze_startup_heap()  # as `fittracker serve` does once it is ready
+            prepare_heap_for_serving()  # as `fittracker serve` does once it is ready
             print(f"{requests} sequential requests each, one client, 100k-set user")
             for name, path in paths.items():
                 times = await timed(

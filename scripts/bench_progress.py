@@ -64,7 +64,7 @@ from fittracker_plugins.workouts.records import rebuild, record_id
 from fittracker_plugins.workouts.views import build_summary
 from fittracker_plugins.workouts.workouts_store import iso, new_id
 
-from fittracker.runtime import RUNTIME, freeze_startup_heap
+from fittracker.runtime import RUNTIME, prepare_heap_for_serving
 from fittracker.storage import Collection, Document
 
 WORKOUTS_PER_WEEK = 6
@@ -357,7 +357,7 @@ async def bench(
             say(f"seeded {run.workouts} workouts, {run.sets} sets for one user in {run.seed_s:.1f} s")
             # As ``fittracker serve`` does once ready: what lives now stays out of the collector's
             # way (and the seeding's garbage, not some request's, pays for this collection).
-            freeze_startup_heap()
+            prepare_heap_for_serving()
 
             bench_ex = pick_days(catalog)[0][0]["id"]
             window_from = (date.today() - timedelta(weeks=window_weeks)).isoformat()
