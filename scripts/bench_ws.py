@@ -14,7 +14,9 @@ wall-clock time and POSTs ONE admin bulk send (``/api/v1/notifications/bulk``) t
 users: every connection should receive that ``notification``. Each client records, per
 connection, when it arrived; delivery latency = arrival - trigger (``time.time()``, same
 machine). Prints p50 / p99 / max of the delivery, how many of the connections got it within
-``--timeout`` seconds, and the memory per connection (target: <= 30 KB on the worker).
+``--timeout`` seconds, and the memory per connection (target: <= 30 KB on the worker). Once
+connected, each client process freezes its heap and turns its garbage collector off, so that
+the measuring side adds no collection pauses of its own to the delivery times.
 
 The open-file limit is raised (soft to hard, and hard too when running as root) before
 anything is spawned, so that the server, its worker and the clients inherit it. Timings are
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -182,6 +185,11 @@ async def client(url: str, tokens: list[str], per_user: int, timeout_s: float, u
         print(json.dumps(report), flush=True)
         if waiting == 0:
             all_arrived.set()
+        # The measuring side must not add pauses of its own: a full collection over thousands
+        # of client sockets would be counted as delivery time. This process ends after the run.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         line = await asyncio.to_thread(sys.stdin.readline)
         if line.strip() == "go":
             with contextlib.suppress(TimeoutError):
