@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from fittracker_plugins.notifications.stream import Message, Stream, control
 
 from fittracker import Principal
@@ -49,21 +49,23 @@ class Connection:
         self.principal = principal
         self.token = token
         self.user_id = principal.user_id
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
+        # (message, its encoded frame when the fan-out made it once for all of a user's sockets)
+        self.queue: asyncio.Queue[tuple[Message, bytes | None]] = asyncio.Queue(maxsize=queue_size)
         self.gap_wait_s = gap_wait_s
         self.log = log
         self.last_sent = 0
-        self.pending: dict[int, Message] = {}
+        self.pending: dict[int, tuple[Message, bytes | None]] = {}
         self.closing = False
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
     # --- called by fan-out, sweeps and the reader (never awaits the socket) ---------------------
-    def offer(self, message: Message) -> None:
+    def offer(self, message: Message, frame: bytes | None = None) -> None:
+        """Queue ``message``; ``frame`` is its JSON, when the caller encoded it already."""
         if self.closing:
             return
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait((message, frame))
         except asyncio.QueueFull:
             self.shut(WSCloseCode.TRY_AGAIN_LATER, "send queue full: reconnect with last_event_id")
 
@@ -114,8 +116,8 @@ class Connection:
             self.log.exception("notification stream of %s failed", self.user_id)
             self.shut(WSCloseCode.INTERNAL_ERROR, "internal error")
 
-    async def _send(self, message: Message) -> None:
-        await self.ws.send_str(dumps(message).decode())
+    async def _send(self, message: Message, frame: bytes | None = None) -> None:
+        await self.ws.send_frame(frame if frame is not None else dumps(message), WSMsgType.TEXT)
 
     async def _begin(self, stream: Stream, after: int | None) -> None:
         head = await stream.head(self.user_id)
@@ -143,18 +145,18 @@ class Connection:
         while True:
             timeout = None if gap_deadline is None else max(0.0, gap_deadline - loop.time())
             try:
-                message = await asyncio.wait_for(self.queue.get(), timeout)
+                message, frame = await asyncio.wait_for(self.queue.get(), timeout)
             except TimeoutError:
                 await self._fill_gap(stream)
                 gap_deadline = None if not self.pending else loop.time() + self.gap_wait_s
                 continue
             if message["id"] is None:
-                await self._send(message)
+                await self._send(message, frame)
                 continue
             seq = int(message["id"])
             if seq <= self.last_sent:
                 continue  # already sent (replay overlap or a repeated announcement)
-            self.pending[seq] = message
+            self.pending[seq] = (message, frame)
             await self._flush()
             if len(self.pending) > self.queue.maxsize:
                 await self._fill_gap(stream)  # do not hold more than the queue would
@@ -165,7 +167,7 @@ class Connection:
 
     async def _flush(self) -> None:
         while (following := self.pending.pop(self.last_sent + 1, None)) is not None:
-            await self._send(following)
+            await self._send(*following)
             self.last_sent += 1
 
     async def _fill_gap(self, stream: Stream) -> None:

@@ -20,6 +20,7 @@ from fittracker_plugins.notifications.stream import CREATED, READ, Message
 
 from fittracker import PluginContext, Unauthorized
 from fittracker.bus import Event
+from fittracker.http.responses import dumps
 
 MAINTENANCE_EVERY_S = 3600.0
 
@@ -47,8 +48,11 @@ class Hub:
 
     def deliver(self, user_id: str, message: Message) -> None:
         """Offer a message to each local connection of the user: enqueue only, never wait."""
-        for conn in list(self.by_user.get(user_id, ())):
-            conn.offer(message)
+        conns = self.by_user.get(user_id)
+        if conns:
+            frame = dumps(message)  # once for all of the user's sockets
+            for conn in list(conns):
+                conn.offer(message, frame)
 
     # --- background loops --------------------------------------------------------------------
     def start(self, maintenance: Callable[[], Awaitable[None]]) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
+from fittracker_plugins.notifications import hub as hub_module
 
+from fittracker.http import responses
 from tests.conftest import MakeClient
 from tests.notifications.live_helpers import (
     LIVE_PLUGINS,
@@ -87,10 +90,10 @@ async def test_a_slow_consumer_is_closed_1013_and_others_keep_receiving(make_cli
         (slow_conn,) = hub.by_user[ada.user_id]
         stuck = asyncio.Event()
 
-        async def never(_: str, compress: int | None = None) -> None:  # the socket takes no more
+        async def never(*_: object, **__: object) -> None:  # the socket takes no more
             await stuck.wait()
 
-        slow_conn.ws.send_str = never  # type: ignore[method-assign,assignment]
+        slow_conn.ws.send_frame = never  # type: ignore[method-assign]
         async with client.ws_connect(WS, headers=ada.headers) as fast:
             await receive(fast)
             for i in range(20):
@@ -130,3 +133,29 @@ async def test_crossed_announcements_are_put_back_in_order(live_client: TestClie
         await state.stream.store(doc)
         await state.stream.publish(doc)
         assert (await wait_for(ws, of_type("notification")))["id"] == str(seq2 + 2)
+
+
+async def test_a_message_is_encoded_once_for_all_of_a_users_sockets(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(plugins=LIVE_PLUGINS, config=live_config())
+    ada = await member(client)
+    hub = state_of(client).hub
+    encoded: list[object] = []
+
+    def counting_dumps(data: Any) -> bytes:
+        encoded.append(data)
+        return responses.dumps(data)
+
+    monkeypatch.setattr(hub_module, "dumps", counting_dumps)
+    sockets = [await client.ws_connect(WS, headers=ada.headers) for _ in range(3)]
+    try:
+        for ws in sockets:
+            await receive(ws)  # ready
+        hub.deliver(ada.user_id, {"id": None, "type": "pong", "time": "", "data": {"n": 1}})
+        for ws in sockets:
+            assert (await receive(ws))["data"] == {"n": 1}
+        assert len(encoded) == 1
+    finally:
+        for ws in sockets:
+            await ws.close()
