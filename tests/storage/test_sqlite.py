@@ -289,10 +289,11 @@ async def test_remembered_update_shapes_still_check_each_calls_values(sdb: Sqlit
     coll = sdb.collection("updates")
     await coll.insert_one({"_id": "a", "n": 1, "tags": []})
     assert await coll.update_one({"_id": "a"}, {"$inc": {"n": 1}, "$push": {"tags": "x"}}) is not None
-    for bad in (
+    bad_values: list[dict[str, dict[str, Any]]] = [
         {"$inc": {"n": "one"}, "$push": {"tags": "x"}},
         {"$inc": {"n": float("nan")}, "$push": {"tags": "x"}},
-    ):
+    ]
+    for bad in bad_values:
         with pytest.raises(InvalidQuery):  # the same shape as the update above, a bad value
             await coll.update_one({"_id": "a"}, bad)
     with pytest.raises(InvalidQuery, match="conflicting"):
