@@ -36,6 +36,11 @@ DEFAULTS: dict[str, dict[str, bool]] = {
 }
 
 
+def fixed_channels(category: str) -> list[str] | None:
+    """The channels of a category no preference changes (the live-only progress mirror)."""
+    return ["in_app"] if category == PROGRESS else None
+
+
 @dataclass(frozen=True, slots=True)
 class Effective:
     """A user's preferences with defaults applied: what :class:`Notifier` decides with."""
@@ -46,8 +51,9 @@ class Effective:
     timezone_source: str
 
     def channels(self, category: str) -> list[str]:
-        if category == PROGRESS:
-            return ["in_app"]
+        fixed = fixed_channels(category)
+        if fixed is not None:
+            return fixed
         switches = self.categories.get(category, {})
         return [channel for channel in CHANNELS if switches.get(channel)]
 

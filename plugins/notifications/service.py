@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from fittracker_plugins.notifications.models import CATEGORIES, PROGRESS
-from fittracker_plugins.notifications.prefs import Effective, PreferenceStore
+from fittracker_plugins.notifications.prefs import Effective, PreferenceStore, fixed_channels
 from fittracker_plugins.notifications.stream import Stream, iso, public_item
 
 from fittracker import PluginContext
@@ -105,8 +105,11 @@ class Notifier:
             raise ValueError(f"unknown notification category {category!r}")
         now = self.clock()
         key = claim_id(user_id, idempotency_key) if idempotency_key else None
-        prefs = await self.prefs.effective(user_id)
-        channels = prefs.channels(category)
+        prefs: Effective | None = None
+        channels = fixed_channels(category)
+        if channels is None:  # the progress mirror needs no preferences: skip reading them
+            prefs = await self.prefs.effective(user_id)
+            channels = prefs.channels(category)
         notification: dict[str, Any] = {
             "id": random_hex(),
             "user_id": user_id,
@@ -155,11 +158,12 @@ class Notifier:
         return doc
 
     async def _plan(
-        self, notification: dict[str, Any], prefs: Effective, channels: list[str], now: datetime
+        self, notification: dict[str, Any], prefs: Effective | None, channels: list[str], now: datetime
     ) -> Document:
         if "in_app" in channels:
             notification["seq"] = await self.stream.next_seq(notification["user_id"])
-        quiet_end = prefs.quiet_until(now) if set(channels) - {"in_app"} else None
+        external = prefs is not None and set(channels) - {"in_app"}
+        quiet_end = prefs.quiet_until(now) if prefs is not None and external else None
         return {
             "notification": notification,
             "channels": channels,
