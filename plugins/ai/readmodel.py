@@ -142,33 +142,47 @@ class TrainingLog:
             if before is not None:
                 await self._drop_empty_session(workout_id, str(before["exercise_id"]))
             return
+        learned = None
         if event.type == SET_LOGGED and isinstance(data.get("exercise"), Mapping):
-            await self._learn_exercise(data["exercise"])
+            learned = await self._learn_exercise(data["exercise"])
         for key in (item["id"], workout_id):  # point reads: no round trip to the database's thread
             if await self.gone.find_one({"_id": key}) is not None:
                 return
-        await self._store_set(user_id, workout_id, item)
+        await self._store_set(user_id, workout_id, item, learned, new=event.type == SET_LOGGED)
 
     async def _bury(self, key: str) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.gone.insert_one({"_id": key})
 
-    async def _learn_exercise(self, exercise: Mapping[str, Any]) -> None:
+    async def _learn_exercise(self, exercise: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Store what the event tells of an exercise; returns the stored fields."""
         if isinstance(exercise.get("id"), str):
             fields = {key: exercise.get(key) for key in EXERCISE_FIELDS if key in exercise}
             fields["name"] = exercise.get("name") or exercise["id"]
             for key in ("primary_muscles", "secondary_muscles"):
                 fields[key] = list(exercise.get(key) or [])
             if self._learned.get(exercise["id"]) == fields:
-                return  # every set of an exercise carries it: write it once, not once per set
+                return fields  # every set of an exercise carries it: write it once, not once per set
             await self.exercises.update_one({"_id": exercise["id"]}, {"$set": fields}, upsert=True)
             if len(self._learned) >= 10_000:  # custom exercises are unbounded: start afresh
                 self._learned.clear()
             self._learned[exercise["id"]] = fields
+            return fields
+        return None
 
-    async def _store_set(self, user_id: str, workout_id: str, item: Mapping[str, Any]) -> None:
-        # set_updated carries no exercise, so muscles come from what set_logged taught us.
-        exercise = await self.exercises.find_one({"_id": item.get("exercise_id")}) or {}
+    async def _store_set(
+        self,
+        user_id: str,
+        workout_id: str,
+        item: Mapping[str, Any],
+        exercise: Mapping[str, Any] | None = None,
+        *,
+        new: bool = False,
+    ) -> None:
+        """Store a set; ``exercise`` is what its event told of the exercise, ``new`` that the
+        set was just logged (it was not stored under another exercise before)."""
+        if exercise is None:  # set_updated carries no exercise: muscles from what set_logged taught
+            exercise = await self.exercises.find_one({"_id": item.get("exercise_id")}) or {}
         doc = {
             "user_id": user_id,
             "workout_id": workout_id,
@@ -182,7 +196,7 @@ class TrainingLog:
             "set_type": item.get("set_type") or "normal",
             "logged_at": item.get("logged_at"),
         }
-        before = await self.sets.find_one({"_id": item["id"]})
+        before = None if new else await self.sets.find_one({"_id": item["id"]})
         await self.sets.update_one({"_id": item["id"]}, {"$set": doc}, upsert=True)
         session = {"user_id": user_id, "workout_id": workout_id, "exercise_id": doc["exercise_id"]}
         await self.sessions.update_one(
