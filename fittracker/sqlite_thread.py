@@ -27,7 +27,9 @@ transaction (the loop then holds the connection), the rest of the iteration's in
 join it (each atomic by itself), and the commit runs as the loop's next callback; only then do
 the writers get their results. A COMMIT apiece was a twentieth of the loop's time when every
 request wrote several rows. Inline reads in that window run inside the open transaction and
-see its writes, as reads on the thread see a batch's.
+see its writes before they are committed (reads on the thread see a batch's the same way, but
+get their results after the commit). Should that commit fail (a full disk), the writers get
+the error, and such a read has seen rows that are not there.
 """
 
 from __future__ import annotations
