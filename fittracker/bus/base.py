@@ -6,7 +6,9 @@ Two ways to receive events:
   handled by one consumer of the group, at least once: an event whose handler crashed (or
   whose process died) is delivered again. The bus skips events the group has already
   acknowledged, but a crash between "handled" and "acknowledged" re-delivers, so handlers
-  must be idempotent (dedupe by ``event.id``).
+  must be idempotent (dedupe by ``event.id``). A consumer handles the events of one
+  ``subject`` in log order and events of different subjects side by side; with several
+  consumers in a group (split mode), no order holds across them.
 - ``tail(types, since)``: a *broadcast* read. Every caller sees every event from ``since``
   on; nothing is acknowledged. Used for process-local caches (e.g. revoked tokens).
 """
