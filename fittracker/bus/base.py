@@ -16,6 +16,7 @@ Two ways to receive events:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,26 @@ Handler = Callable[[Event], Awaitable[None]]
 
 
 _Item = TypeVar("_Item")
+_log = logging.getLogger("fittracker.bus")
+
+
+async def run_handler(handler: Handler, event: Event, group: str, delivery: int, max_deliveries: int) -> bool:
+    """Run a consumer group's handler; False, with the failure logged, if it raised (the
+    event stays unacknowledged and is delivered again)."""
+    try:
+        await handler(event)
+    except Exception:
+        _log.exception(
+            "event bus: group %r failed to handle %s %s (delivery %d of %d); will retry",
+            group,
+            event.type,
+            event.id,
+            delivery,
+            max_deliveries,
+            extra={"event_id": event.id, "request_id": event.request_id},
+        )
+        return False
+    return True
 
 
 async def in_subject_lanes(

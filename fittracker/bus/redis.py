@@ -39,7 +39,7 @@ from typing import Any
 
 import redis.exceptions
 
-from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive
+from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive, run_handler
 from fittracker.bus.redis_stream import Delivery, RedisStream, decode, id_before
 from fittracker.ids import random_hex
 from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
@@ -282,18 +282,8 @@ class RedisEventBus:
                 return
             if not await self._still_ours(group, item):
                 continue
-            try:
-                await handlers[event.type](event)
-            except Exception:
-                log.exception(
-                    "event bus: group %r failed to handle %s %s (delivery %d of %d); will retry",
-                    group,
-                    event.type,
-                    event.id,
-                    item.deliveries,
-                    self._max_deliveries,
-                    extra={"event_id": event.id, "request_id": event.request_id},
-                )
+            handler = handlers[event.type]
+            if not await run_handler(handler, event, group, item.deliveries, self._max_deliveries):
                 self._handled(group, event.type, "error")
                 continue
             await self._stream.ack(group, item.entry_id)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive
+from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive, run_handler
 from fittracker.bus.sqlite_log import Delivery, SqliteLog, types_param
 from fittracker.ids import random_hex
 from fittracker.sqlite_thread import SqliteThread
@@ -308,18 +308,8 @@ class SqliteEventBus:
             if not await self._still_ours(group, item):
                 continue
             event = item.event
-            try:
-                await handlers[event.type](event)
-            except Exception:
-                log.exception(
-                    "event bus: group %r failed to handle %s %s (delivery %d of %d); will retry",
-                    group,
-                    event.type,
-                    event.id,
-                    item.deliveries,
-                    self._max_deliveries,
-                    extra={"event_id": event.id, "request_id": event.request_id},
-                )
+            handler = handlers[event.type]
+            if not await run_handler(handler, event, group, item.deliveries, self._max_deliveries):
                 self._handled(group, event.type, "error")
                 continue
             await self._run_write(self._log.ack, group, item.seq)
