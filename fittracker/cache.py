@@ -42,7 +42,7 @@ class Cache(Protocol):
         ...
 
 
-def _check_ttl(ttl_s: float) -> None:
+def check_ttl(ttl_s: float) -> None:
     if not ttl_s > 0:
         raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
 
@@ -72,7 +72,7 @@ class MemoryCache:
         return value
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        _check_ttl(ttl_s)
+        check_ttl(ttl_s)
         self._entries[key] = (self._clock() + ttl_s, bytes(value))
         self._entries.move_to_end(key)
         if len(self._entries) > self.max_entries:

@@ -6,7 +6,7 @@ import logging
 
 import redis.asyncio as aioredis
 
-from fittracker.cache import _check_ttl
+from fittracker.cache import check_ttl
 from fittracker.redis_support import REDIS_DOWN, Outage, client_for
 
 log = logging.getLogger("fittracker.cache")
@@ -42,7 +42,7 @@ class RedisCache:
         return value if isinstance(value, bytes) else str(value).encode()
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        _check_ttl(ttl_s)
+        check_ttl(ttl_s)
         if not self._outage.should_try():
             return
         try:
