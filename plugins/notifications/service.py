@@ -110,8 +110,9 @@ class Notifier:
         if channels is None:  # the progress mirror needs no preferences: skip reading them
             prefs = await self.prefs.effective(user_id)
             channels = prefs.channels(category)
+        stream_only = key is not None and channels == ["in_app"]
         notification: dict[str, Any] = {
-            "id": random_hex(),
+            "id": key if stream_only else random_hex(),
             "user_id": user_id,
             "category": category,
             "type": type,
@@ -120,8 +121,7 @@ class Notifier:
             "data": dict(data or {}),
             "created_at": iso(now),
         }
-        if key is not None and channels == ["in_app"]:
-            notification["id"] = key
+        if stream_only:
             return await self._in_app_once(notification, now)
         if key is not None:
             earlier = await self._earlier(key, now)
