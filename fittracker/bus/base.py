@@ -7,8 +7,10 @@ Two ways to receive events:
   whose process died) is delivered again. The bus skips events the group has already
   acknowledged, but a crash between "handled" and "acknowledged" re-delivers, so handlers
   must be idempotent (dedupe by ``event.id``). A consumer handles the events of one
-  ``subject`` in log order and events of different subjects side by side; with several
-  consumers in a group (split mode), no order holds across them.
+  ``subject`` in log order and events of different subjects side by side, so publishers give
+  events that must be handled in order the same subject (FitTracker's plug-ins use the user
+  an event is about); with several consumers in a group (split mode), no order holds across
+  them.
 - ``tail(types, since)``: a *broadcast* read. Every caller sees every event from ``since``
   on; nothing is acknowledged. Used for process-local caches (e.g. revoked tokens).
 """
@@ -98,10 +100,9 @@ async def in_subject_lanes(
     """Deliver a claimed batch as concurrent lanes, one per subject, each lane in log order.
 
     Handlers wait on storage: one event at a time, a group handles no more events per second
-    than its round trips allow, however idle the process. Events about different subjects
-    never relied on each other's order (several consumers of a group split them anyway);
-    events about one subject keep theirs. Every lane finishes before the first error of any
-    lane is raised.
+    than its round trips allow, however idle the process. Events about one subject keep their
+    order; those about different subjects may be handled in any order (as with several
+    consumers in a group). Every lane finishes before the first error of any lane is raised.
     """
     lanes: dict[str, list[_Item]] = {}
     for item in batch:

@@ -152,7 +152,9 @@ class Logbook:
         await self.store.mark_fresh(doc["_id"], int(doc["version"]))
         data = {"user_id": user_id, "workout_id": doc["_id"], "started_at": doc["started_at"]}
         data.update(routine_id=doc["routine_id"], day_index=doc["day_index"], name=doc["name"])
-        await self.ctx.publish("workout.started", data, subject=doc["_id"])
+        # Every workout event's subject is its user: consumers handle one subject's events in
+        # order, and what follows from a workout (records, feeds, read models) is per user.
+        await self.ctx.publish("workout.started", data, subject=user_id)
         return doc
 
     async def _plan(self, user_id: str, routine_id: str, day_index: int) -> Document:
@@ -190,7 +192,7 @@ class Logbook:
         if after is not before:
             await self.store.mark_fresh(workout_id, int(after["version"]))
             data = {"user_id": user_id, "workout_id": workout_id, "changes": changes}
-            await self.ctx.publish("workout.updated", data, subject=workout_id)
+            await self.ctx.publish("workout.updated", data, subject=user_id)
         return after
 
     async def discard(self, user_id: str, workout_id: str) -> Document:
@@ -209,7 +211,7 @@ class Logbook:
             await self._forget(after)
             await self.store.mark_fresh(workout_id, int(after["version"]))
             data = {"user_id": user_id, "workout_id": workout_id, "started_at": after["started_at"]}
-            await self.ctx.publish("workout.discarded", data, subject=workout_id)
+            await self.ctx.publish("workout.discarded", data, subject=user_id)
         return after
 
     async def delete(self, user_id: str, workout_id: str) -> None:
@@ -220,7 +222,7 @@ class Logbook:
         await self.store.remove(workout_id)
         data = {"user_id": user_id, "workout_id": workout_id, "started_at": doc["started_at"]}
         data["exercise_ids"] = list(dict.fromkeys(s["exercise_id"] for s in doc["sets"]))
-        await self.ctx.publish("workout.deleted", data, subject=workout_id)
+        await self.ctx.publish("workout.deleted", data, subject=user_id)
 
     async def _forget(self, doc: Document) -> None:
         """Tombstone a discarded/deleted workout's sessions and recompute the records they held."""
@@ -268,7 +270,7 @@ class Logbook:
             "set": item,
             "exercise": exercise_info(exercise),
         }
-        await self.ctx.publish("workout.set_logged", data, subject=workout_id)
+        await self.ctx.publish("workout.set_logged", data, subject=user_id)
         for mark in won:
             await self.ctx.publish("record.achieved", mark, subject=user_id)
         return item, won
@@ -303,7 +305,7 @@ class Logbook:
         new = self._find_set(after["sets"], set_id)
         await self._after_set_change(after, [old["exercise_id"], new["exercise_id"]], set_id)
         data = {"user_id": user_id, "workout_id": workout_id, "set": new, "previous": old}
-        await self.ctx.publish("workout.set_updated", data, subject=workout_id)
+        await self.ctx.publish("workout.set_updated", data, subject=user_id)
         return new
 
     async def delete_set(self, user_id: str, workout_id: str, set_id: str) -> None:
@@ -317,7 +319,7 @@ class Logbook:
         old = self._find_set(before["sets"], set_id)
         await self._after_set_change(after, [old["exercise_id"]], set_id)
         data = {"user_id": user_id, "workout_id": workout_id, "set": old}
-        await self.ctx.publish("workout.set_deleted", data, subject=workout_id)
+        await self.ctx.publish("workout.set_deleted", data, subject=user_id)
 
     async def _modify(self, user_id: str, workout_id: str, change: Any) -> tuple[Document, Document]:
         result = await self.store.modify(user_id, workout_id, change)
@@ -396,7 +398,7 @@ class Logbook:
         }
         for mark in won:
             await self.ctx.publish("record.achieved", mark, subject=user_id)
-        await self.ctx.publish("workout.completed", data, subject=workout_id)
+        await self.ctx.publish("workout.completed", data, subject=user_id)
         return summary
 
     async def _stored_summary(self, user_id: str, workout_id: str) -> Document:
