@@ -43,8 +43,9 @@ def open_bus(
     """Build (without starting) the event bus named by ``backend``.
 
     ``consumer`` names this process within its consumer groups (default: host, pid and a
-    random suffix). ``url`` is the Redis URL, required for ``"redis"`` (``data_dir`` is then
-    unused). ``options`` go to the backend:
+    random suffix). ``url`` is the Redis URL, required for ``"redis"``, whose bus keeps what
+    it publishes during a Redis outage in an outbox file in ``data_dir``. ``options`` go to
+    the backend:
 
     - ``"sqlite"``: :class:`~fittracker.bus.sqlite.SqliteEventBus` (``poll_interval``,
       ``visibility_timeout``, ``max_deliveries``, ``batch_size``, ``close_timeout``,
@@ -58,9 +59,10 @@ def open_bus(
     if backend == "redis":
         if not url:
             raise ValueError("the redis event-bus backend needs url='redis://host:port/db'")
+        from fittracker.bus.outbox import Outbox
         from fittracker.bus.redis import RedisEventBus  # redis is imported only when used
 
-        return RedisEventBus(url, metrics=metrics, consumer=consumer, **options)
+        return RedisEventBus(url, metrics=metrics, consumer=consumer, outbox=Outbox(data_dir), **options)
     raise ValueError(f"unknown event-bus backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
 
 

@@ -21,6 +21,10 @@ history. A restarted worker resumes at its group's last delivered id, so nothing
 while it was down is lost; what its previous incarnation held unacknowledged is reclaimed
 after the visibility timeout.
 
+While Redis is unreachable, ``publish`` does not fail: given an
+:class:`~fittracker.bus.outbox.Outbox`, the event is kept on local disk, and events published
+after it queue behind it, until the forwarder has moved them all to the stream.
+
 The Redis commands themselves live in :mod:`fittracker.bus.redis_stream`.
 """
 
@@ -40,6 +44,7 @@ from typing import Any
 import redis.exceptions
 
 from fittracker.bus.base import BusMetrics, Event, Handler, in_subject_lanes, require_positive, run_handler
+from fittracker.bus.outbox import Outbox
 from fittracker.bus.redis_stream import Delivery, RedisStream, decode, id_before
 from fittracker.ids import random_hex
 from fittracker.redis_support import REDIS_DOWN, Outage, redis_client
@@ -48,6 +53,8 @@ log = logging.getLogger("fittracker.bus")
 
 # After a failure a consumer (or tail) waits this long before trying Redis again.
 _ERROR_BACKOFF = 1.0
+# How often an idle forwarder looks for entries a process that died mid-outage left behind.
+_OUTBOX_CHECK_S = 10.0
 
 
 class RedisEventBus:
@@ -66,6 +73,7 @@ class RedisEventBus:
         max_deliveries: int = 10,
         batch_size: int = 100,
         close_timeout: float = 10.0,
+        outbox: Outbox | None = None,
     ) -> None:
         require_positive(
             maxlen=maxlen,
@@ -97,6 +105,11 @@ class RedisEventBus:
         self._closing = False
         self._stop = asyncio.Event()
         self._close_done = asyncio.Event()
+        self._outbox = outbox
+        self._forward_batch = batch_size
+        self._holding = False  # this process has events in the outbox: new ones queue behind
+        self._forward_now = asyncio.Event()
+        self._publish_outage = Outage(f"event bus publish to {stream}", log, retry_interval=_ERROR_BACKOFF)
 
     @property
     def stream(self) -> str:
@@ -118,10 +131,25 @@ class RedisEventBus:
         request_id: str | None = None,
     ) -> Event:
         event = Event(type=type, source=source, data=dict(data), subject=subject, request_id=request_id)
-        await self._stream.append(event)
+        if self._outbox is None:
+            await self._stream.append(event)
+        elif self._holding:
+            await self._keep(event)
+        else:
+            try:
+                await self._stream.append(event)
+            except REDIS_DOWN as exc:
+                self._publish_outage.failed(exc)
+                self._holding = True
+                await self._keep(event)
         if self._metrics is not None:
             self._metrics.published(type)
         return event
+
+    async def _keep(self, event: Event) -> None:
+        assert self._outbox is not None
+        await self._outbox.put(event)
+        self._forward_now.set()  # also after a forwarder that just found the outbox empty
 
     def subscribe(self, group: str, handlers: Mapping[str, Handler]) -> None:
         if self._started:
@@ -171,6 +199,9 @@ class RedisEventBus:
         for group, handlers in self._groups.items():
             task = asyncio.create_task(self._consume(group, handlers), name=f"fittracker-bus:{group}")
             self._tasks.append(task)
+        if self._outbox is not None:
+            self._forward_now.set()  # whatever an earlier process left behind goes first
+            self._tasks.append(asyncio.create_task(self._forward(self._outbox), name="fittracker-bus:outbox"))
 
     async def ping(self) -> None:
         await self._redis.ping()
@@ -187,6 +218,7 @@ class RedisEventBus:
             return
         self._closing = True
         self._stop.set()
+        self._forward_now.set()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=self._close_timeout)
             for task in late:
@@ -195,8 +227,55 @@ class RedisEventBus:
                 )
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._outbox is not None:
+            await self._outbox.close()
         await self._redis.aclose()
         self._close_done.set()
+
+    # -- forwarding what waited out an outage ----------------------------------------------
+
+    async def _forward(self, outbox: Outbox) -> None:
+        """Move the outbox's entries to the stream whenever there are any (see the module)."""
+        outage = Outage(f"event bus outbox for {self.stream}", log, retry_interval=_ERROR_BACKOFF)
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_OUTBOX_CHECK_S):
+                    await self._forward_now.wait()
+            self._forward_now.clear()
+            try:
+                await self._drain(outbox)
+                outage.recovered()
+                self._publish_outage.recovered()
+            except REDIS_DOWN as exc:
+                outage.failed(exc)
+                await self._pause(_ERROR_BACKOFF)
+                self._forward_now.set()
+            except Exception:
+                log.exception("event bus: forwarding the outbox failed; retrying")
+                await self._pause(_ERROR_BACKOFF)
+                self._forward_now.set()
+
+    async def _drain(self, outbox: Outbox) -> None:
+        while not self._closing:
+            batch = await outbox.lease(self._forward_batch)
+            if not batch:
+                if await outbox.size() == 0:
+                    self._holding = False
+                else:  # another process is forwarding: look again shortly
+                    await self._pause(_ERROR_BACKOFF)
+                    self._forward_now.set()
+                return
+            sent: list[int] = []
+            try:
+                for seq, event in batch:
+                    await self._stream.append(event)
+                    sent.append(seq)
+            finally:
+                if sent:
+                    await outbox.forwarded(sent)
+                if len(sent) < len(batch):
+                    await outbox.release([seq for seq, _ in batch[len(sent) :]])
+            log.debug("event bus: forwarded %d events kept during a Redis outage", len(sent))
 
     # -- consuming ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from fittracker.bus import Event, RedisEventBus, open_bus
+from fittracker.bus.outbox import Outbox
 from tests.redis_server import RedisServer
 
 from .helpers import RecordingMetrics, collector, stream_entries, wait_until
@@ -34,8 +36,8 @@ def stream(redis_prefix: str) -> str:
     return f"{redis_prefix}events"
 
 
-async def test_open_bus_builds_a_redis_bus(redis_url: str, stream: str) -> None:
-    bus = open_bus("redis", data_dir=None, url=redis_url, consumer="worker-1", stream=stream)  # type: ignore[arg-type]
+async def test_open_bus_builds_a_redis_bus(redis_url: str, stream: str, tmp_path: Path) -> None:
+    bus = open_bus("redis", data_dir=tmp_path, url=redis_url, consumer="worker-1", stream=stream)
     try:
         assert isinstance(bus, RedisEventBus)
         assert bus.consumer == "worker-1"
@@ -44,7 +46,7 @@ async def test_open_bus_builds_a_redis_bus(redis_url: str, stream: str) -> None:
     finally:
         await bus.close()
     with pytest.raises(ValueError, match="needs url="):
-        open_bus("redis", data_dir=None)  # type: ignore[arg-type]
+        open_bus("redis", data_dir=tmp_path)
     with pytest.raises(ValueError, match="poll_block_ms must be positive"):
         RedisEventBus(redis_url, poll_block_ms=0)
 
@@ -143,3 +145,54 @@ async def test_redis_outage_is_survived(private_redis: RedisServer, caplog: pyte
         assert len(unreachable) == 1  # logged once per outage, not per retry
     finally:
         await bus.close()
+
+
+async def test_an_outage_keeps_events_in_the_outbox_until_redis_returns(
+    private_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[Event] = []
+    outbox = Outbox(tmp_path)
+    bus = RedisEventBus(private_redis.url, outbox=outbox, **FAST)  # type: ignore[arg-type]
+    bus.subscribe("g", {"a": collector(got)})
+    try:
+        await bus.start()
+        first = await bus.publish("a", {"n": 1}, source="/t", subject="u")
+        await wait_until(lambda: got == [first])
+        with caplog.at_level(logging.WARNING, logger="fittracker.bus"):
+            private_redis.stop()
+            # Publishing neither fails nor loses anything: the events wait on local disk.
+            kept = [await bus.publish("a", {"n": n}, source="/t", subject="u") for n in (2, 3, 4)]
+            assert await outbox.size() == 3
+            private_redis.start()  # empty: the group is recreated, the stream refilled from the outbox
+            late = await bus.publish("a", {"n": 5}, source="/t", subject="u")  # queues behind them
+            await wait_until(lambda: len(got) == 5, within=10)
+        assert [e.id for e in got] == [e.id for e in [first, *kept, late]]
+        assert await outbox.size() == 0
+        assert "Redis is unreachable" in caplog.text
+        after = await bus.publish("a", {"n": 6}, source="/t", subject="u")  # straight to Redis again
+        await wait_until(lambda: got[-1:] == [after])
+        assert await outbox.size() == 0
+    finally:
+        await bus.close()
+
+
+async def test_what_a_dead_process_left_in_the_outbox_is_forwarded(
+    redis_url: str, stream: str, tmp_path: Path
+) -> None:
+    left = Event(type="a", source="/t", data={"n": 1})
+    dead = Outbox(tmp_path)  # a process that died during an outage, its event kept
+    await dead.put(left)
+    await dead.close()
+    got: list[Event] = []
+    bus = open_bus("redis", data_dir=tmp_path, url=redis_url, stream=stream, **FAST)  # type: ignore[arg-type]
+    bus.subscribe("g", {"a": collector(got)})
+    try:
+        await bus.start()
+        await wait_until(lambda: [e.id for e in got] == [left.id])
+    finally:
+        await bus.close()
+    check = Outbox(tmp_path)
+    try:
+        assert await check.size() == 0
+    finally:
+        await check.close()
