@@ -95,10 +95,34 @@ def _parent(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def start_split_server(tmp: Path) -> SplitServer:
-    config = tmp / "split.toml"
-    config.write_text(SPLIT_CONFIG, encoding="utf-8")
+SINGLE_CONFIG = f"""
+[ratelimit]
+enabled = false
+
+[log]
+level = "WARNING"
+
+[users]
+{FAST_HASHING}
+[notifications]
+{FAST_DELIVERY}"""
+
+
+def start_split_server(tmp: Path, env_overrides: dict[str, str] | None = None) -> SplitServer:
+    """SPLIT_CONFIG, changed by ``FITTRACKER__SECTION__KEY`` ``env_overrides``."""
+    return _start(SPLIT_CONFIG, tmp, env_overrides)
+
+
+def start_single_server(tmp: Path, env_overrides: dict[str, str] | None = None) -> SplitServer:
+    """``fittracker serve`` with every plug-in in one process; data in ``tmp/data`` (kept on restart)."""
+    return _start(SINGLE_CONFIG, tmp, env_overrides)
+
+
+def _start(config_text: str, tmp: Path, env_overrides: dict[str, str] | None) -> SplitServer:
+    config = tmp / "server.toml"
+    config.write_text(config_text, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FITTRACKER")}
+    env.update(env_overrides or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "fittracker", "serve", "--config", str(config), "--port", "0",
          "--data-dir", str(tmp / "data")],
@@ -109,7 +133,7 @@ def start_split_server(tmp: Path) -> SplitServer:
     match = LISTENING.search(line)
     if not match:
         proc.kill()
-        raise AssertionError(f"split server did not start: {line!r}")
+        raise AssertionError(f"server did not start: {line!r}")
     return SplitServer(proc, match.group(1), tmp / "data")
 
 
