@@ -42,6 +42,8 @@ _STATUS_TEXT = {
     415: "Body is not JSON",
     422: "Validation failed",
     429: "Rate limited",
+    503: "Temporarily unavailable: storage cannot write (full or read-only disk), or no worker of the "
+    "plug-in is ready; retry after `Retry-After` seconds",
 }
 
 
@@ -150,6 +152,11 @@ def assemble(title: str, version: str, parts: Iterable[tuple[str, Mapping[str, A
             schema_owner[name] = plugin
             spec["components"]["schemas"][name] = schema
         spec["tags"].extend(part.get("tags", []))
+    # Any API operation may meet unavailable storage or (split mode) no ready worker.
+    for path, item in spec["paths"].items():
+        if path.startswith("/api/"):
+            for op in item.values():
+                op["responses"].setdefault("503", problems(503)["503"])
     return spec
 
 

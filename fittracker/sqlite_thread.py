@@ -66,10 +66,12 @@ class _Transaction:
         conn = self._conn
         if kind is None:
             conn.execute("RELEASE item" if self._nested else "COMMIT")
+        elif not conn.in_transaction:
+            pass  # SQLite rolled everything back itself (a full disk does that): nothing to undo
         elif self._nested:
             conn.execute("ROLLBACK TO item")
             conn.execute("RELEASE item")
-        elif conn.in_transaction:
+        else:
             conn.execute("ROLLBACK")
 
 
@@ -121,6 +123,7 @@ class SqliteThread:
         self._open: list[tuple[asyncio.Future[Any], Any]] | None = None
         self._open_by = 0
         self._wanted = False  # the thread waits for the connection: inline work queues behind it
+        self._lost: Exception | None = None  # what rolled back the open inline transaction
 
     async def run(self, work: Callable[[], T], *, write: bool = False, inline: bool = False) -> T:
         """``work()`` on the thread; ``write`` says it changes the database, ``inline`` that it is
@@ -192,23 +195,33 @@ class SqliteThread:
             self._open, self._open_by = [], threading.get_ident()
             asyncio.get_running_loop().call_soon(self._commit_open)
         assert self._open is not None
-        value = self._call(work)  # atomic by itself (see ``run``): a failure rolls back alone
+        if self._lost is not None:
+            return None  # an error rolled the open transaction back: queue for a fresh one
+        try:
+            value = self._call(work)  # atomic by itself (see ``run``): a failure rolls back alone
+        except Exception as exc:
+            if not self._connection().in_transaction:  # ... unless SQLite rolled all back (full disk)
+                self._lost = exc
+            raise
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._open.append((future, value))
         return future
 
     def _commit_open(self) -> None:
         pending, self._open, self._open_by = self._open or [], None, 0
+        lost, self._lost = self._lost, None
         try:
             conn = self._connection()
             try:
+                if lost is not None and not conn.in_transaction:
+                    raise lost  # the transaction these writes were in is gone
                 conn.execute("COMMIT")
                 failure: Exception | None = None
             except Exception as exc:
                 if conn.in_transaction:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                failure = self._translate(exc)
+                failure = exc if exc is lost else self._translate(exc)
         finally:
             self._lock.release()
         for future, value in pending:
@@ -290,6 +303,10 @@ class SqliteThread:
                     outcomes.append((True, work()))
             except Exception as exc:
                 outcomes.append((False, self._translate(exc)))
+                if grouped and not conn.in_transaction:
+                    # SQLite rolled the whole batch back (a full disk does): none of it happened,
+                    # and the rest must not run outside the batch's transaction.
+                    return [outcomes[-1]] * len(batch)
         if grouped:
             try:
                 conn.execute("COMMIT")

@@ -10,6 +10,7 @@ from aiohttp import web
 from fittracker.errors import PROBLEM_BASE, ProblemError
 from fittracker.http.responses import dumps
 from fittracker.log import current_request_id
+from fittracker.storage.base import StorageUnavailable
 
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("fittracker.http")
@@ -21,6 +22,23 @@ _AIOHTTP_DETAIL: dict[int, tuple[str, str]] = {
     413: ("payload-too-large", "the request body is too large"),
     400: ("bad-request", "the request is malformed"),
 }
+
+
+STORAGE_RETRY_AFTER_S = "10"
+
+
+def storage_trouble(message: str) -> str:
+    """Plain words for a storage failure, without the backend's internals (paths, hosts)."""
+    lowered = message.lower()
+    if "full" in lowered:
+        return "the server's disk is full"
+    if "readonly" in lowered or "read-only" in lowered:
+        return "the server's data files are read-only"
+    if "i/o" in lowered:
+        return "the server's disk failed a read or a write"
+    if "locked" in lowered or "busy" in lowered:
+        return "the database is busy"
+    return "the database cannot be reached"
 
 
 def problem_response(
@@ -72,6 +90,17 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         if exc.status < 400:
             raise  # redirects and the like are not problems
         return from_http_exception(exc)
+    except StorageUnavailable as exc:
+        # A full or read-only disk, or a database that cannot be reached: the operator must
+        # act, the client can only retry. Logged without a traceback; the cause says enough.
+        log.error("storage unavailable in %s %s: %s", request.method, request.path, exc)
+        return problem_response(
+            503,
+            "Service Unavailable",
+            f"{storage_trouble(str(exc))}; the request was not completed, try again later",
+            PROBLEM_BASE + "storage-unavailable",
+            headers={"Retry-After": STORAGE_RETRY_AFTER_S},
+        )
     except Exception:
         # The traceback goes to the log with the request id; the client sees neither.
         log.exception(

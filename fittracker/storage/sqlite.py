@@ -315,9 +315,9 @@ class SqliteCollection:
         self, work: Callable[[sqlite3.Connection], T], *, write: bool = False, inline: bool = False
     ) -> T:
         def wrapped(conn: sqlite3.Connection) -> T:
-            self._db._ensure_table(conn, self.name)
             if not write:
-                return work(conn)
+                return work(self._db._readable(conn, self.name))
+            self._db._ensure_table(conn, self.name)
             with transaction(conn):
                 return work(conn)
 
@@ -487,6 +487,9 @@ def _digest(keys: object, unique: bool) -> str:
     return hashlib.blake2b(repr((keys, unique)).encode(), digest_size=6).hexdigest()
 
 
+_CREATE_TABLE = 'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, doc TEXT NOT NULL)'
+
+
 class SqliteDatabase:
     """One plug-in's SQLite file; open it with :func:`fittracker.storage.open_database`."""
 
@@ -498,6 +501,7 @@ class SqliteDatabase:
         self._thread = SqliteThread(f"sqlite-{name}", self._connection, _translate)
         self._conn: sqlite3.Connection | None = None
         self._tables: set[str] = set()
+        self._empty: sqlite3.Connection | None = None  # see ``_readable``
         self._collections: dict[str, SqliteCollection] = {}
         self._closed = False
 
@@ -550,10 +554,28 @@ class SqliteDatabase:
 
     def _ensure_table(self, conn: sqlite3.Connection, name: str) -> None:
         if name not in self._tables:
-            conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, doc TEXT NOT NULL)')
+            conn.execute(_CREATE_TABLE.format(name=name))
             self._tables.add(name)
 
+    def _readable(self, conn: sqlite3.Connection, name: str) -> sqlite3.Connection:
+        """Where to read ``name``: our file, or, while the table does not exist yet, an empty
+        in-memory twin. Creating it here would make a read a write, and reads must keep
+        working when the disk is full or read-only."""
+        if name in self._tables:
+            return conn
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone():
+            self._tables.add(name)
+            return conn
+        if self._empty is None:
+            self._empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._empty.create_function("regexp", 2, _regexp, deterministic=True)
+        self._empty.execute(_CREATE_TABLE.format(name=name))
+        return self._empty
+
     def _disconnect(self) -> None:
+        if self._empty is not None:
+            self._empty.close()
+            self._empty = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(sqlite3.Error):  # best effort; closing matters more

@@ -243,3 +243,41 @@ def test_wal_switch_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
     finally:
         other.close()
         holder.close()
+
+
+def too_big(db: Db, item_id: int) -> int:
+    """An item the capped file has no room for: SQLITE_FULL, and SQLite itself rolls back."""
+    with transaction(db.connection()) as conn:
+        conn.execute("INSERT INTO item (id) VALUES (?)", (item_id,))
+        conn.execute("INSERT INTO blob (b) VALUES (zeroblob(200000))")
+    return item_id
+
+
+async def cap_file(store: Db, thread: SqliteThread) -> None:
+    def cap() -> None:
+        conn = store.connection()
+        conn.execute("CREATE TABLE IF NOT EXISTS blob (b BLOB)")
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 1}")
+
+    await thread.run(cap, write=True)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+async def test_a_full_file_never_answers_a_write_wrongly(db: tuple[Db, SqliteThread], inline: bool) -> None:
+    """Whatever SQLite rolls back on a full disk, a write reported done is there and one reported
+    failed is not; and writing resumes when there is room again."""
+    store, thread = db
+    await cap_file(store, thread)
+    results = await asyncio.gather(
+        thread.run(partial(insert, store, 1), write=True, inline=inline),
+        thread.run(partial(too_big, store, 2), write=True, inline=inline),
+        thread.run(partial(insert, store, 3), write=True, inline=inline),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], sqlite3.OperationalError) and "full" in str(results[1])
+    done = {r for r in results if isinstance(r, int)}
+    assert set(store.rows()) == done, results
+    assert not store.connection().in_transaction
+    await thread.run(lambda: store.connection().execute("PRAGMA max_page_count = 1073741823"))
+    assert await thread.run(partial(too_big, store, 4), write=True, inline=inline) == 4
+    assert set(store.rows()) == done | {4}

@@ -308,3 +308,15 @@ async def test_an_update_that_changes_nothing_is_not_counted(sdb: SqliteDatabase
     await coll.insert_many([{"_id": "a", "v": 1.5, "s": "é"}, {"_id": "b", "v": 2, "s": "x"}])
     assert await coll.update_many({}, {"$set": {"v": 1.5, "s": "é"}}) == 1  # only b changed
     assert await coll.update_many({}, {"$set": {"v": 1.5, "s": "é"}}) == 0
+
+
+async def test_reading_a_collection_never_written_does_not_write(sdb: SqliteDatabase) -> None:
+    # Reads must work on a read-only or full disk, so they do not create the table they read.
+    await sdb._run(lambda c: c.execute("PRAGMA query_only = 1"))
+    fresh = sdb.collection("never_written")
+    assert await fresh.find({"a": 1}) == []
+    assert await fresh.find_one({"_id": "x"}) is None
+    assert await fresh.count() == 0
+    await sdb._run(lambda c: c.execute("PRAGMA query_only = 0"))
+    await fresh.insert_one({"_id": "x", "a": 1})
+    assert await fresh.find({"a": 1}) == [{"_id": "x", "a": 1}]
