@@ -108,26 +108,34 @@ level = "WARNING"
 {FAST_DELIVERY}"""
 
 
-def start_split_server(tmp: Path, env_overrides: dict[str, str] | None = None) -> SplitServer:
-    """SPLIT_CONFIG, changed by ``FITTRACKER__SECTION__KEY`` ``env_overrides``."""
-    return _start(SPLIT_CONFIG, tmp, env_overrides)
+def start_split_server(
+    tmp: Path, env_overrides: dict[str, str] | None = None, log_file: Path | None = None
+) -> SplitServer:
+    """SPLIT_CONFIG, changed by ``FITTRACKER__SECTION__KEY`` ``env_overrides``; the logs of the
+    server and its workers go to ``log_file`` if given."""
+    return _start(SPLIT_CONFIG, tmp, env_overrides, log_file)
 
 
-def start_single_server(tmp: Path, env_overrides: dict[str, str] | None = None) -> SplitServer:
+def start_single_server(
+    tmp: Path, env_overrides: dict[str, str] | None = None, log_file: Path | None = None
+) -> SplitServer:
     """``fittracker serve`` with every plug-in in one process; data in ``tmp/data`` (kept on restart)."""
-    return _start(SINGLE_CONFIG, tmp, env_overrides)
+    return _start(SINGLE_CONFIG, tmp, env_overrides, log_file)
 
 
-def _start(config_text: str, tmp: Path, env_overrides: dict[str, str] | None) -> SplitServer:
+def _start(
+    config_text: str, tmp: Path, env_overrides: dict[str, str] | None, log_file: Path | None
+) -> SplitServer:
     config = tmp / "server.toml"
     config.write_text(config_text, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FITTRACKER")}
     env.update(env_overrides or {})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fittracker", "serve", "--config", str(config), "--port", "0",
-         "--data-dir", str(tmp / "data")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, cwd=ROOT,
-    )  # fmt: skip
+    with open(log_file or os.devnull, "a", encoding="utf-8") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fittracker", "serve", "--config", str(config), "--port", "0",
+             "--data-dir", str(tmp / "data")],
+            stdout=subprocess.PIPE, stderr=log, env=env, text=True, cwd=ROOT,
+        )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = LISTENING.search(line)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
+import json
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fittracker.auth import Auth, load_keys
 from fittracker.bus import SqliteEventBus
@@ -59,7 +64,21 @@ def test_verify_with_public_key_only_and_no_issuing() -> None:
         verifier.issue("u", "user", sid="s")
 
 
-@pytest.mark.parametrize("case", ["other-key", "tampered", "expired", "refresh-typ", "garbage", "hs256"])
+def handmade(header: dict[str, str], claims: dict[str, object], sign: Callable[[bytes], bytes]) -> str:
+    """A JWT assembled by hand, as an attacker would (libraries refuse to make these)."""
+    head = base64url(json.dumps(header).encode())
+    body = base64url(json.dumps(claims).encode())
+    return f"{head}.{body}.{base64url(sign(f'{head}.{body}'.encode()))}"
+
+
+def base64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["other-key", "tampered", "expired", "refresh-typ", "garbage", "hs256", "alg-none", "hs256-public-key"],
+)
 def test_bad_tokens_are_refused(case: str) -> None:
     key = Ed25519PrivateKey.generate()
     auth = Auth(key.public_key(), key, access_ttl_s=60)
@@ -85,6 +104,13 @@ def test_bad_tokens_are_refused(case: str) -> None:
         token = jwt.encode({**claims, "typ": "refresh"}, key, algorithm="EdDSA")
     elif case == "hs256":  # algorithm confusion: an HMAC token must never be accepted
         token = jwt.encode(claims, "secret-secret-secret-secret-secret!", algorithm="HS256")
+    elif case == "alg-none":  # unsigned
+        token = handmade({"alg": "none", "typ": "JWT"}, claims, lambda _: b"")
+    elif case == "hs256-public-key":  # HMAC keyed with the (public) verification key
+        public = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        token = handmade(
+            {"alg": "HS256", "typ": "JWT"}, claims, lambda signed: hmac.new(public, signed, "sha256").digest()
+        )
     else:
         token = "not-a-token"
     with pytest.raises(Unauthorized):
