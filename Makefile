@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench soak clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q fittracker plugins > /dev/null
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+# Ten minutes of mixed load on each deployment, memory and open files sampled (on demand, not in CI).
+soak: $(STAMP)
+	$(BIN)/python -m compileall -q fittracker plugins > /dev/null
+	$(BIN)/python scripts/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""What every ``make bench`` scenario shares: the result row, the table, wrk, and RSS."""
+"""What every ``make bench`` scenario shares: the result row, the table, wrk, and /proc readings."""
 
 from __future__ import annotations
 
@@ -43,11 +43,33 @@ def ensure_wrk() -> str:
     return ensure_tool("wrk", "wrk")
 
 
-def rss_mb(pid: int) -> float:
+def _status_field(pid: int, name: str) -> str | None:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(name + ":"):
+            return line.split()[1]
+    return None
+
+
+def rss_mb(pid: int) -> float:
+    found = _status_field(pid, "VmRSS")
+    return int(found) / 1024 if found is not None else float("nan")
+
+
+def threads(pid: int) -> int:
+    """Threads of ``pid`` (-1 when it is gone)."""
+    try:
+        found = _status_field(pid, "Threads")
+    except OSError:
+        return -1
+    return int(found) if found is not None else -1
+
+
+def open_files(pid: int) -> int:
+    """Open file descriptors of ``pid`` (-1 when it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
 
 
 def row(

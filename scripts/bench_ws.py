@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-from bench_common import Row, report, rss_mb
+from bench_common import Row, open_files, report, rss_mb
 from bench_router import free_port
 from bench_split import (
     FAST_HASHING,
@@ -82,13 +82,6 @@ def raise_nofile(wanted: int) -> int:
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def open_files(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
 
 
 def worker_pid(serve_pid: int, plugin: str) -> int:
