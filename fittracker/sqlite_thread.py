@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
@@ -95,6 +96,23 @@ def enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
             if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def connect_wal(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """A connection to ``path`` (created with its directory) in WAL mode, as our files use it:
+    autocommit (we issue BEGIN/COMMIT), usable from the loop and the thread (never both at once:
+    :class:`SqliteThread`'s lock), and ``synchronous = NORMAL``, which in WAL mode loses
+    nothing when a process dies, only (maybe) on power loss."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # ``timeout`` is SQLite's busy timeout: other processes hold the write lock briefly.
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    try:
+        enable_wal(conn, busy_timeout_s)
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 _Item = tuple[Callable[[], Any], bool, "asyncio.Future[Any]"]

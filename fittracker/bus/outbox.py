@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from fittracker.bus.base import Event
-from fittracker.sqlite_thread import SqliteThread, enable_wal, transaction
+from fittracker.sqlite_thread import SqliteThread, connect_wal, transaction
 
 FILE_NAME = "bus-outbox.db"
 
@@ -47,13 +47,8 @@ class Outbox:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            db = connect_wal(self.path, self._busy_timeout)
             try:
-                enable_wal(db, self._busy_timeout)
-                db.execute("PRAGMA synchronous = NORMAL")  # WAL: nothing lost when a process dies
                 db.execute(_SCHEMA)
             except BaseException:
                 db.close()
@@ -91,23 +86,18 @@ class Outbox:
 
     async def forwarded(self, seqs: list[int]) -> None:
         """Forget entries Redis has acknowledged."""
-        params = orjson.dumps(seqs).decode()
-        await self._thread.run(
-            lambda: self._connection().execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", (params,)
-            ),
-            write=True,
-        )
+        await self._each("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", seqs)
 
     async def release(self, seqs: list[int]) -> None:
         """Give up a lease early (Redis failed mid-batch): the entries are free to send again."""
-        params = orjson.dumps(seqs).decode()
-        await self._thread.run(
-            lambda: self._connection().execute(
-                "UPDATE outbox SET lease_until = 0 WHERE seq IN (SELECT value FROM json_each(?))", (params,)
-            ),
-            write=True,
+        await self._each(
+            "UPDATE outbox SET lease_until = 0 WHERE seq IN (SELECT value FROM json_each(?))", seqs
         )
+
+    async def _each(self, sql: str, seqs: list[int]) -> None:
+        """``sql`` for the entries ``seqs``, bound as one JSON parameter (the SQL stays constant)."""
+        params = (orjson.dumps(seqs).decode(),)
+        await self._thread.run(lambda: self._connection().execute(sql, params), write=True)
 
     async def size(self) -> int:
         row = await self._thread.run(

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from fittracker.bus.base import Event
-from fittracker.sqlite_thread import enable_wal, transaction
+from fittracker.sqlite_thread import connect_wal, transaction
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -102,15 +102,8 @@ class SqliteLog:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # ``timeout`` is SQLite's busy timeout: other processes hold the write lock briefly.
-            db = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            db = connect_wal(self.path, self._busy_timeout)
             try:
-                enable_wal(db, self._busy_timeout)
-                # In WAL mode NORMAL loses nothing on a process crash (only on power loss).
-                db.execute("PRAGMA synchronous = NORMAL")
                 db.executescript(_SCHEMA)
             except BaseException:
                 db.close()

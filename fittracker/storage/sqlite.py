@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from fittracker.sqlite_thread import SqliteThread, enable_wal, transaction
+from fittracker.sqlite_thread import SqliteThread, connect_wal, transaction
 
 from . import query as q
 from .base import (
@@ -534,18 +534,9 @@ class SqliteDatabase:
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        # check_same_thread=False: short work runs on the event loop, the rest on the database's
-        # thread, never both at once (SqliteThread's lock).
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_ms / 1000, isolation_level=None, check_same_thread=False
-        )
+        conn = connect_wal(self.path, self._busy_ms / 1000)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            enable_wal(conn, self._busy_ms / 1000)
-            # NORMAL in WAL mode loses nothing on a process crash, only (maybe) on power loss.
-            conn.execute("PRAGMA synchronous = NORMAL")
             conn.create_function("regexp", 2, _regexp, deterministic=True)
         except BaseException:
             conn.close()
