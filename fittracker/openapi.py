@@ -42,8 +42,9 @@ _STATUS_TEXT = {
     415: "Body is not JSON",
     422: "Validation failed",
     429: "Rate limited",
-    503: "Temporarily unavailable: storage cannot write (full or read-only disk), or no worker of the "
-    "plug-in is ready; retry after `Retry-After` seconds",
+    503: "Temporarily unavailable, retry after `Retry-After` seconds: storage cannot write (a full or "
+    "read-only disk), or in split mode no worker of the plug-in is ready or the worker went away "
+    "mid-request (then a write may or may not have been applied, as the detail says)",
 }
 
 
@@ -83,6 +84,11 @@ def json_response(description: str, schema: Mapping[str, Any] | type[BaseModel])
 
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+"""Any signed-in user: a valid, unexpired, unrevoked access token (401 otherwise)."""
+
+ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": ["admin"]}]
+"""Admins only (handlers call :func:`fittracker.auth.require_admin`): 401 without a valid token,
+403 with another role's. OpenAPI 3.1 lets a non-OAuth requirement list the roles it needs."""
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -135,7 +141,15 @@ def assemble(title: str, version: str, parts: Iterable[tuple[str, Mapping[str, A
         "tags": [],
         "components": {
             "schemas": {"Problem": PROBLEM_SCHEMA},
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token (an Ed25519-signed JWT). Operations whose requirement "
+                    'names roles (`{"bearerAuth": ["admin"]}`) need a token with one of them: 403 otherwise.',
+                }
+            },
         },
     }
     schema_owner: dict[str, str] = {"Problem": "core"}

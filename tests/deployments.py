@@ -8,6 +8,7 @@ users, so they do not interfere. Every JSON response is checked against the Open
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -81,6 +82,15 @@ class SplitServer:
     url: str
     data_dir: Path
 
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
     def worker_pids(self, plugin: str) -> list[int]:
         out = subprocess.run(["pgrep", "-f", f"worker --plugin {plugin}"], capture_output=True, text=True)
         pids = [int(p) for p in out.stdout.split()]
@@ -105,6 +115,7 @@ level = "WARNING"
 [users]
 {FAST_HASHING}
 [notifications]
+auth_check_interval_s = 0.2
 {FAST_DELIVERY}"""
 
 
@@ -149,11 +160,7 @@ def _start(
 def split_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SplitServer]:
     server = start_split_server(tmp_path_factory.mktemp("split"))
     yield server
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
+    server.stop()
 
 
 class LiveClient:
@@ -210,7 +217,29 @@ async def api(request: pytest.FixtureRequest, make_client: Any) -> AsyncIterator
         }
         yield await make_client(plugins=["users", "workouts", "notifications", "ai"], config=config)
         return
-    server: SplitServer = request.getfixturevalue("split_server")
+    async with live_client(request.getfixturevalue("split_server")) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def single_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SplitServer]:
+    """A real single-process ``fittracker serve``, shared by the tests of a session."""
+    server = start_single_server(tmp_path_factory.mktemp("single"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["single", "split"])
+async def live_api(request: pytest.FixtureRequest) -> AsyncIterator[LiveClient]:
+    """Like ``api``, but both deployments are real server processes shared by the session: for
+    test modules with hundreds of small cases, where a fresh application per case costs most."""
+    async with live_client(request.getfixturevalue(f"{request.param}_server")) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def live_client(server: SplitServer) -> AsyncIterator[LiveClient]:
+    """A client of a running server; fails the test if a response did not match the spec."""
     async with aiohttp.ClientSession() as session:
         async with session.get(server.url + "/api/v1/openapi.json") as resp:
             spec = await resp.json()

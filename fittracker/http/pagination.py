@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from fittracker.errors import ValidationFailed
 
 
@@ -23,7 +25,8 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
     """The parts of a cursor made by :func:`encode_cursor`; 422 on anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        parts = json.loads(raw)
+        # orjson, not json: it refuses lone surrogates ("\ud800"), which no database can store.
+        parts = orjson.loads(raw)
     except (binascii.Error, ValueError):
         parts = None
     if not isinstance(parts, list) or len(parts) != size or not all(isinstance(p, str) for p in parts):

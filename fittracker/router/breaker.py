@@ -1,14 +1,16 @@
 """A circuit breaker per plug-in: stop sending traffic to a plug-in that keeps failing.
 
 closed     requests flow; ``failure_threshold`` consecutive failed requests (or a pool with
-           no ready upstream) open the circuit.
+           no ready upstream) open the circuit. The proxy reports only failures of upstreams
+           still in rotation: one worker failing on its own is ejected, not its plug-in cut off.
 open       requests are answered at once (503 + Retry-After) for ``cooldown_s``.
 half_open  after the cool-down one trial request goes through; its success closes the
            circuit, its failure opens it again for another cool-down.
 
-A circuit opened only because the pool was empty moves to half-open as soon as an upstream
-is ready again (``pool_recovered``): waiting out the cool-down would just turn away traffic a
-fresh worker could serve.
+A circuit opened only because the pool was empty closes as soon as an upstream is ready
+again (``pool_recovered``): nothing failed, that upstream has just passed a health probe, and
+waiting out the cool-down, or for one trial request, would just turn away traffic a fresh
+worker could serve.
 """
 
 from __future__ import annotations
@@ -98,9 +100,14 @@ class CircuitBreaker:
             self._open(empty_pool=True)
 
     def pool_recovered(self) -> None:
-        """An upstream is ready again: skip the rest of a cool-down caused by an empty pool."""
-        if self._state == "open" and self._empty_pool:
-            self._opened_at = self._clock() - self.cooldown_s
+        """An upstream is ready again: close a circuit that only an empty pool opened."""
+        if self._state != "closed" and self._empty_pool:
+            self.success()
+
+    @property
+    def opened_for_an_empty_pool(self) -> bool:
+        """True while open because no upstream was ready (not because requests failed)."""
+        return self._state != "closed" and self._empty_pool
 
     def retry_after_s(self) -> int:
         """Whole seconds until a trial may go (at least 1), for the ``Retry-After`` header."""

@@ -3,6 +3,14 @@
 Every failure is sorted by one question first: could any byte of the request have reached
 the upstream? Only failures while connecting (refused, no such socket, connect timeout) are
 known to be unsent, so only they may be retried on another upstream whatever the method.
+
+Then by what the client should do about it:
+
+- 503 + ``Retry-After``: the worker went away (could not connect; the connection was reset or
+  closed before a complete answer). Another worker, or this one restarted, will serve a
+  repeat; for a request already sent, a write may or may not have been applied.
+- 502: the worker answered, but not with valid HTTP.
+- 504: the worker did not answer in time (or could not be reached in time).
 """
 
 from __future__ import annotations
@@ -16,8 +24,12 @@ from aiohttp import web
 from fittracker.errors import PROBLEM_BASE
 from fittracker.http.problems import problem_response
 from fittracker.http.requestid import HEADER as REQUEST_ID_HEADER
+from fittracker.router.pool import Upstream
 
 SLUGS = {502: "bad-gateway", 503: "upstream-unavailable", 504: "gateway-timeout"}
+WENT_AWAY = "the worker went away before answering"
+# Appended to a failure's detail when a request that changes something may have arrived.
+MAYBE_APPLIED = "the request was sent, so the write may or may not have been applied"
 
 
 class ProxyFailure(Exception):
@@ -35,6 +47,8 @@ class ProxyFailure(Exception):
         self.sent = sent
         # Whether it counts against the upstream's health (passive ejection, breaker).
         self.upstream_fault = upstream_fault
+        # The upstream of the failed attempt (set by the proxy; None before one was picked).
+        self.upstream: Upstream | None = None
 
 
 class ClientGone(Exception):
@@ -47,14 +61,21 @@ def classify(exc: BaseException) -> ProxyFailure:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ProxyFailure(504, "timed out connecting to a worker", sent=False, cause=cause)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ProxyFailure(502, "could not connect to a worker", sent=False, cause=cause)
+        return ProxyFailure(503, "the worker went away: could not connect to it", sent=False, cause=cause)
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
         return ProxyFailure(504, "the worker did not answer in time", sent=True, cause=cause)
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return ProxyFailure(502, "the worker closed the connection without answering", sent=True, cause=cause)
-    if isinstance(exc, aiohttp.ClientResponseError):
+    if isinstance(exc, aiohttp.ClientConnectionError | ConnectionError) or _cut_short(exc):
+        return ProxyFailure(503, WENT_AWAY, sent=True, cause=cause)
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         return ProxyFailure(502, "the worker sent an invalid response", sent=True, cause=cause)
     return ProxyFailure(502, "the connection to the worker failed", sent=True, cause=cause)
+
+
+def _cut_short(exc: BaseException) -> bool:
+    """A response body that ended with the connection (not one that was malformed)."""
+    return isinstance(exc, aiohttp.ClientPayloadError) and str(exc).startswith(
+        "Response payload is not completed"
+    )
 
 
 def proxy_problem(

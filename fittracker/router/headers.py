@@ -16,6 +16,7 @@ from fittracker import internal_auth
 from fittracker.http.requestid import HEADER as REQUEST_ID_HEADER
 from fittracker.http.requestid import accept_or_make
 from fittracker.log import current_request_id
+from fittracker.router.body import decoded_by_router
 
 HOP_BY_HOP = frozenset(
     istr(h)
@@ -34,6 +35,8 @@ HOP_BY_HOP = frozenset(
 # Not hop-by-hop, but the router answers or replaces them itself: the Host of the upstream
 # connection is aiohttp's to set, and 100-continue was already handled by our server.
 _REQUEST_DROP = HOP_BY_HOP | {istr("Host"), istr("Expect")}
+# A body our server decoded goes upstream decoded: its coding and encoded length no longer apply.
+_DECODED_BODY = frozenset({istr("Content-Encoding"), istr("Content-Length")})
 # The WebSocket handshake is redone by the client session towards the upstream.
 _WS_HANDSHAKE = frozenset(
     istr(h)
@@ -76,6 +79,8 @@ def forward_request_headers(
 ) -> CIMultiDict[str]:
     """The headers to send upstream for ``request``, going to ``path_qs`` (path + query)."""
     drop = _REQUEST_DROP | _WS_HANDSHAKE if websocket else _REQUEST_DROP
+    if decoded_by_router(request):
+        drop |= _DECODED_BODY
     headers = _filtered(request.headers, drop)
     headers[REQUEST_ID_HEADER] = request_id
     peer = request.remote or ""

@@ -5,8 +5,10 @@ breaker, picks a ready upstream (balancer), forwards, and on a failure that prov
 nothing (connect refused, no socket, connect timeout) retries on another upstream within
 the retry budget. A request that may have reached an upstream is never re-sent (unless
 ``retry_idempotent_sent`` allows it for bodiless GET/HEAD/OPTIONS). Failures end as
-problem+json: 503 (nothing ready, circuit open; with ``Retry-After``), 502 (connect or
-protocol failure), 504 (timeout).
+problem+json: 503 with ``Retry-After`` (nothing ready, circuit open, or the worker went
+away: could not connect, or the connection broke before an answer; for a sent request that
+changes something the detail says it may or may not have been applied), 502 (the worker's
+answer was not valid HTTP), 504 (timeout).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from aiohttp import web
 from yarl import URL
 
 from fittracker.router.balancer import Balancer, Strategy
+from fittracker.router.body import BadClientBody, ClientBody
 from fittracker.router.breaker import CircuitBreaker
-from fittracker.router.failures import ClientGone, ProxyFailure, classify, proxy_problem
+from fittracker.router.failures import MAYBE_APPLIED, ClientGone, ProxyFailure, classify, proxy_problem
 from fittracker.router.headers import (
     SKIP_AUTO_HEADERS,
     forward_request_headers,
@@ -144,9 +147,14 @@ class PluginProxy:
         if self.pool.ready():
             self.breaker.pool_recovered()
         if not self.breaker.allow():
+            why = (
+                f"no worker of the {self.plugin} plug-in is ready"
+                if self.breaker.opened_for_an_empty_pool
+                else f"the {self.plugin} plug-in is failing; the router stopped sending it requests for now"
+            )
             return proxy_problem(
                 503,
-                f"the {self.plugin} plug-in is failing; the router stopped sending it requests for now",
+                why,
                 request_id,
                 slug="circuit-open",
                 retry_after_s=self.breaker.retry_after_s(),
@@ -180,17 +188,22 @@ class PluginProxy:
                 lambda u, response: self._relay_http(request, u, response),
             )
         except ProxyFailure as failure:
-            if failure.upstream_fault:
+            if failure.upstream_fault and _in_rotation(failure.upstream):
                 verdict(False, failure.reason)
-            retry_after = self._retry_after_s if not failure.sent else None
-            return proxy_problem(
-                failure.status,
-                f"{failure.reason} (plug-in {self.plugin})",
-                request_id,
-                retry_after_s=retry_after,
-            )
+            detail = f"{failure.reason} (plug-in {self.plugin})"
+            if failure.sent and request.method not in SAFE_METHODS:
+                detail = f"{detail}; {MAYBE_APPLIED}"
+            # Unsent, or the worker went away: a repeat after a probe interval finds one ready.
+            retry_after = self._retry_after_s if failure.status == 503 or not failure.sent else None
+            return proxy_problem(failure.status, detail, request_id, retry_after_s=retry_after)
         except ClientGone:
             return web.Response(status=499)
+        except BadClientBody as exc:  # the client's fault: nothing counts against the upstream
+            refusal = proxy_problem(
+                400, f"the request body cannot be read: {exc}", request_id, slug="bad-request"
+            )
+            refusal.force_close()  # the rest of the body cannot be read: nor can a next request
+            return refusal
         finally:
             if not verdict_given:
                 self.breaker.release()
@@ -222,7 +235,7 @@ class PluginProxy:
                 try:
                     opened = await open_(upstream)
                 except ProxyFailure as failure:
-                    last = failure
+                    failure.upstream, last = upstream, failure
                     self._log_failure(upstream, failure, request, request_id)
                     if failure.upstream_fault:
                         self.prober.report_failure(upstream, failure.cause)
@@ -264,16 +277,19 @@ class PluginProxy:
         """Send the request line, headers and (streamed) body; return once headers arrive."""
         path_qs = request.rel_url.raw_path_qs
         session = self.sessions.for_upstream(upstream)
+        body = ClientBody(request.content) if request.body_exists else None
         try:
             return await session.request(
                 request.method,
                 URL(upstream.base_url + path_qs, encoded=True),
                 headers=forward_request_headers(request, path_qs, request_id, self.secret),
-                data=request.content if request.body_exists else None,
+                data=body.chunks() if body is not None else None,
                 skip_auto_headers=SKIP_AUTO_HEADERS,
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if body is not None and body.error is not None:
+                raise BadClientBody(body.error) from exc  # e.g. a "gzip" body that is not gzip
             if _client_gone(request):
                 raise ClientGone from exc  # the upload broke on the client's side
             raise classify(exc) from exc
@@ -346,6 +362,17 @@ class PluginProxy:
         with contextlib.suppress(ConnectionError):
             await out.write_eof()
         return out
+
+
+def _in_rotation(upstream: Upstream | None) -> bool:
+    """Whether a failure of ``upstream`` is the plug-in's, for the circuit breaker.
+
+    One that left the rotation (ejected by this very failure, or stopped by the supervisor)
+    failed on its own: a worker killed with a handful of requests in flight must not stop
+    the router sending to its healthy siblings. Were none left, the empty pool trips the
+    circuit anyway.
+    """
+    return upstream is None or upstream.state == "ready"
 
 
 def _client_gone(request: web.Request) -> bool:

@@ -1,7 +1,10 @@
 """The storage port: one small async document API, two backends.
 
 Documents are JSON-native dicts (str, int, float, bool, None, list, dict). Every document has
-a string ``_id``; ``insert_one`` generates one (uuid4 hex) when it is missing.
+a string ``_id``; ``insert_one`` generates one (uuid4 hex) when it is missing. Object keys may
+not start with ``$`` nor hold ``.`` or NUL, integers fit in 64 bits, floats are finite, and
+objects and arrays nest at most 32 levels deep: anything else raises :class:`InvalidQuery`,
+in a document as in a filter's or an update's values.
 
 Filters are a documented subset of MongoDB's query language; anything else raises
 :class:`InvalidQuery` (so user input can never smuggle in ``$where`` and friends):

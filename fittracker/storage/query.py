@@ -22,6 +22,9 @@ from .base import Document, Filter, InvalidQuery, Update
 # Field path segments are inlined into SQL by the SQLite backend, so they must be boring.
 SEGMENT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_PATH_DEPTH: Final = 6
+# Objects and arrays nested in a value, at most: MongoDB stops at 100, and a deeper value
+# would exhaust Python's recursion here (a RecursionError instead of InvalidQuery).
+MAX_VALUE_DEPTH: Final = 32
 RANGE_OPS: Final = frozenset({"$gt", "$gte", "$lt", "$lte"})
 FIELD_OPS: Final = (
     frozenset({"$eq", "$ne", "$in", "$nin", "$exists", "$regex", "$options", "$not"}) | RANGE_OPS
@@ -78,8 +81,9 @@ def is_operator_dict(value: object) -> bool:
     return isinstance(value, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in value)
 
 
-def check_value(value: object, where: str) -> None:
-    """Accept JSON-native values only; object keys may not start with '$' or contain '.'."""
+def check_value(value: object, where: str, depth: int = 0) -> None:
+    """Accept JSON-native values only, nested at most ``MAX_VALUE_DEPTH`` deep; object keys may
+    not start with '$' nor hold '.' or NUL (MongoDB cannot store a NUL in a key)."""
     if value is None or isinstance(value, str | bool):
         return
     if isinstance(value, int):
@@ -88,14 +92,18 @@ def check_value(value: object, where: str) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidQuery(f"{where}: {value} is not a finite number")
+    elif isinstance(value, list | dict) and depth >= MAX_VALUE_DEPTH:
+        raise InvalidQuery(f"{where}: nested more than {MAX_VALUE_DEPTH} levels deep")
     elif isinstance(value, list):
         for item in value:
-            check_value(item, where)
+            check_value(item, where, depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
-                raise InvalidQuery(f"{where}: invalid key {key!r} (keys may not start with '$' or hold '.')")
-            check_value(item, where)
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
+                raise InvalidQuery(
+                    f"{where}: invalid key {key!r} (keys may not start with '$' nor hold '.' or NUL)"
+                )
+            check_value(item, where, depth + 1)
     else:
         raise InvalidQuery(f"{where}: unsupported value type {type(value).__name__}")
 

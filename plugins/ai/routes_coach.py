@@ -36,11 +36,14 @@ async def recommendations(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def _source(state: Ai, catalog: Catalog, exercise_id: str) -> Exercise:
+async def _source(state: Ai, catalog: Catalog, user_id: str, exercise_id: str) -> Exercise:
     found = catalog.by_id.get(exercise_id)
     if found is not None:
         return found
-    learned = await state.log.exercise(exercise_id)  # a custom exercise the user has logged
+    # A custom exercise the user has logged: the read model learns every user's, so check the
+    # sets (another user's custom exercise does not exist for this one).
+    mine = await state.log.exercise_sets(user_id, exercise_id, last=1)
+    learned = await state.log.exercise(exercise_id) if mine else None
     if learned is None:
         raise NotFound(f"no exercise {exercise_id!r} in the catalog or in your logged sets")
     return Exercise.from_api({"id": exercise_id, **learned})
@@ -51,7 +54,7 @@ async def alternatives(request: web.Request) -> web.Response:
     query = read_query(request, AlternativesQuery)
     state = ai_of(request)
     catalog = await state.catalog.get(bearer_token(request))
-    source = await _source(state, catalog, request.match_info["exercise_id"])
+    source = await _source(state, catalog, user.user_id, request.match_info["exercise_id"])
     athlete = await state.log.athletes.get(user.user_id)
     c = selection.Constraints.of(athlete)
     primary = source.primary_muscles[0] if source.primary_muscles else None

@@ -288,7 +288,8 @@ def openapi() -> dict[str, Any]:
                 "Build and save a multi-week training plan",
                 TAG,
                 {"201": doc_response("The saved plan: weeks of days of exercises, each with a reason", Plan)},
-                errors=(401, 415, 422, 503),
+                # read_model answers malformed JSON (400) and oversized bodies (413) too.
+                errors=(400, 401, 413, 415, 422, 503),
                 body=PlanRequest,
                 security=BEARER,
                 description="Split by days a week (full body, upper/lower, push/pull/legs); exercises by "

@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from fittracker.validators import time_zone
+from fittracker.validators import storable, time_zone
 
 CATEGORIES = ("achievements", "social", "coaching", "reminders", "system")
 # Live-only mirror of the user's own activity: never in the inbox, never pushed or emailed.
@@ -18,6 +26,8 @@ Category = Literal["achievements", "social", "coaching", "reminders", "system"]
 AnyCategory = Literal["achievements", "social", "coaching", "reminders", "system", "progress"]
 Clock = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 _ID = re.compile(r"^[0-9a-f]{32}$")
+# Free-form data a sender attaches to a notification: stored and passed on as it came.
+Data = Annotated[dict[str, Any], AfterValidator(storable)]
 
 
 class _Strict(BaseModel):

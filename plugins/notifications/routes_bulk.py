@@ -12,14 +12,14 @@ from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from fittracker_plugins.notifications.bulk import BulkJobs, BulkRunner, public_job
-from fittracker_plugins.notifications.models import Category
+from fittracker_plugins.notifications.models import Category, Data
 from fittracker_plugins.notifications.state import NOTIFICATIONS
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from fittracker import Conflict, NotFound, PluginContext, require_admin
 from fittracker.http import json_response, read_model, read_query
 from fittracker.http.pagination import after_cursor, encode_cursor
-from fittracker.openapi import BEARER, operation, query_parameters, schemas
+from fittracker.openapi import ADMIN, operation, query_parameters, schemas
 from fittracker.openapi import json_response as json_doc
 
 BASE = "/api/v1/notifications/bulk"
@@ -54,7 +54,7 @@ class BulkCreate(BaseModel):
     category: Category
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=2000)
-    data: dict[str, Any] | None = Field(default=None, description="attached to every notification")
+    data: Data | None = Field(default=None, description="attached to every notification")
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, description="the same key returns the first job"
     )
@@ -190,7 +190,7 @@ def openapi() -> dict[str, Any]:
                 {"202": json_doc("Queued; follow its progress at the Location", BulkJobOut)},
                 errors=(400, 401, 403, 413, 415, 422),
                 body=BulkCreate,
-                security=BEARER,
+                security=ADMIN,
                 description="Runs in the background in batches of `bulk_batch_size`, at most "
                 "`bulk_concurrency` sends at a time, resuming after a restart without notifying anyone "
                 "twice. `total` is null until the recipients are counted. The same `idempotency_key` "
@@ -203,7 +203,7 @@ def openapi() -> dict[str, Any]:
                 {"200": json_doc("A page of jobs", BulkJobPage)},
                 errors=(401, 403, 422),
                 parameters=query_parameters(BulkListQuery),
-                security=BEARER,
+                security=ADMIN,
             ),
         },
         BASE + "/{job_id}": {
@@ -214,7 +214,7 @@ def openapi() -> dict[str, Any]:
                 {"200": job},
                 errors=(401, 403, 404),
                 parameters=[JOB_ID],
-                security=BEARER,
+                security=ADMIN,
             )
         },
         BASE + "/{job_id}/cancel": {
@@ -225,7 +225,7 @@ def openapi() -> dict[str, Any]:
                 {"200": json_doc("The job, cancelled (sends stop after the current batch)", BulkJobOut)},
                 errors=(401, 403, 404, 409),
                 parameters=[JOB_ID],
-                security=BEARER,
+                security=ADMIN,
                 description="409 when the job has already finished; cancelling twice is fine.",
             )
         },

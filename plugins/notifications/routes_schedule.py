@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from fittracker_plugins.notifications.delivery_policy import utcnow
-from fittracker_plugins.notifications.models import Category
+from fittracker_plugins.notifications.models import Category, Data
 from fittracker_plugins.notifications.reminders import Reminders
 from fittracker_plugins.notifications.schedule import ScheduledStore, Scheduler, public_scheduled
 from fittracker_plugins.notifications.state import NOTIFICATIONS
@@ -41,7 +41,7 @@ class ScheduledCreate(BaseModel):
     category: Category
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=2000)
-    data: dict[str, Any] | None = None
+    data: Data | None = None
     send_at: str = Field(
         description="ISO 8601 with a UTC offset, e.g. 2030-01-31T08:00:00+01:00; in the future, "
         "at most one year ahead"

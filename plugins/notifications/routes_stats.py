@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fittracker import PluginContext, ValidationFailed, require_admin
 from fittracker.http import json_response, parse_model
-from fittracker.openapi import BEARER, operation, query_parameters, schemas
+from fittracker.openapi import ADMIN, operation, query_parameters, schemas
 from fittracker.openapi import json_response as json_doc
+from fittracker.validators import Day
 
 PATH = "/api/v1/notifications/stats"
 TAG = "notifications"
@@ -25,12 +26,12 @@ MAX_DAYS = 366
 class StatsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_: date | None = Field(
+    from_: Day | None = Field(
         default=None,
         alias="from",
         description=f"first UTC day (YYYY-MM-DD); default: `to` - {DEFAULT_DAYS - 1} days",
     )
-    to: date | None = Field(default=None, description="last UTC day, included; default: today")
+    to: Day | None = Field(default=None, description="last UTC day, included; default: today")
 
 
 class Rates(BaseModel):
@@ -119,7 +120,7 @@ def openapi() -> dict[str, Any]:
                 {"200": json_doc("The window's statistics", DeliveryStatsOut)},
                 errors=(401, 403, 422),
                 parameters=query_parameters(StatsQuery),
-                security=BEARER,
+                security=ADMIN,
                 description="Definitions:\n" + definitions.split("The records are read", 1)[0].strip(),
             )
         }

@@ -100,7 +100,9 @@ only: reload the inbox (`GET /api/v1/notifications`).
 
 **Client messages** (text, at most 4 KiB by default, else the socket closes with 1009):
 `{"type": "ping"}` (answered with `pong`) and `{"type": "read", "id": "<notification id>"}`;
-anything else is answered with an `error` message. The server pings every ~25 s and drops
+anything else (binary messages included) is answered with an `error` message and the socket
+stays open. A frame that breaks the WebSocket protocol itself closes the socket with **1002**
+(**1007** for a text message that is not UTF-8). The server pings every ~25 s and drops
 peers that stop answering. Each connection has a bounded send queue: a client that does not
 keep up is closed with **1013** (try again later) and should resume with `last_event_id`.
 A user may hold several connections; each receives everything. Close code 1001 means the

@@ -12,14 +12,16 @@ from typing import Annotated, Literal
 from fittracker_plugins.workouts.models_workouts import ExerciseId, Units, UnitsQuery, _Response
 from pydantic import ConfigDict, Field
 
+from fittracker.validators import Day
+
 LB = ("weight_lb", "value_lb", "e1rm_lb", "volume_lb", "heaviest_lb")
 
 
 class _PeriodQuery(UnitsQuery):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: date | None = Field(default=None, alias="from", description="first day (UTC), inclusive")
-    to: date | None = Field(default=None, description="last day (UTC), inclusive; default today")
+    from_: Day | None = Field(default=None, alias="from", description="first day (UTC), inclusive")
+    to: Day | None = Field(default=None, description="last day (UTC), inclusive; default today")
 
 
 class RecordsQuery(UnitsQuery):

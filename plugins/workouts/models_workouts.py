@@ -7,7 +7,7 @@ checked after conversion (so up to 2204.62 lb).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from fittracker import ValidationFailed
 from fittracker.http import parse_model
+from fittracker.validators import Day
 
 Q = TypeVar("Q", bound=BaseModel)
 Units = Literal["kg", "lb"]
@@ -146,8 +147,8 @@ class UnitsQuery(_Request):
 
 
 class WorkoutListQuery(UnitsQuery):
-    from_: date | None = Field(default=None, alias="from", description="first start date (UTC), inclusive")
-    to: date | None = Field(default=None, description="last start date (UTC), inclusive")
+    from_: Day | None = Field(default=None, alias="from", description="first start date (UTC), inclusive")
+    to: Day | None = Field(default=None, description="last start date (UTC), inclusive")
     status: Status | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(min_length=1, max_length=512)] | None = None

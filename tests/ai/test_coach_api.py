@@ -15,6 +15,7 @@ from fittracker.runtime import RUNTIME
 from tests.ai.test_api import AI, CONFIG, PLUGINS, wait_for_muscle
 from tests.conftest import MakeClient
 from tests.workouts.conftest import SignedIn, signed_in
+from tests.workouts.test_exercises import CUSTOM
 from tests.workouts.workout_helpers import BENCH, Client, log, start
 
 DUMBBELL_WORK = {"dumbbell", "body only", None}
@@ -159,6 +160,28 @@ async def test_alternatives_use_the_users_equipment(make_client: MakeClient) -> 
     assert resp.status == 404
     resp = await client.get(f"{AI}/exercises/{BENCH}/alternatives?limit=0", headers=who.headers)
     assert resp.status == 422
+
+
+async def test_alternatives_of_another_users_custom_exercise_are_not_found(make_client: MakeClient) -> None:
+    """A custom exercise exists only for its owner: the AI learns it from the owner's sets, and
+    must not describe it (name, muscles) to anyone else."""
+    client = await make_client(plugins=PLUGINS, config=CONFIG)
+    owner, other = await signed_in(client), await signed_in(client)
+    resp = await client.post("/api/v1/exercises", json=CUSTOM, headers=owner.headers)
+    assert resp.status == 201, await resp.text()
+    custom = (await resp.json())["id"]
+    await log(client, owner, (await start(client, owner))["id"], custom, reps=5, weight_kg=40)
+    path, name = f"{AI}/exercises/{custom}/alternatives", str(CUSTOM["name"])
+    for _ in range(200):  # the set reaches the AI's read model through an event
+        resp = await client.get(path, headers=owner.headers)
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.025)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["exercise_name"] == name
+    resp = await client.get(path, headers=other.headers)
+    assert resp.status == 404, await resp.text()
+    assert name not in await resp.text()
 
 
 # --- the extension point ------------------------------------------------------------------------

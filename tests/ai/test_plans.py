@@ -20,6 +20,7 @@ from fittracker_plugins.ai.selection import Constraints
 
 from fittracker.services import ServiceClient, ServiceResponse
 from tests.conftest import MakeClient
+from tests.spec import check_response
 from tests.users.conftest import FAST_HASHING
 from tests.workouts.conftest import SignedIn, signed_in
 from tests.workouts.workout_helpers import Client
@@ -279,6 +280,17 @@ async def test_bad_plan_requests_are_422(make_client: MakeClient, body: dict[str
     problem = await resp.json()
     assert field in [e["field"] for e in problem["errors"]]
     assert (await client.post(PLANS, json={"goal": "general", "days_per_week": 3})).status == 401
+
+
+async def test_a_malformed_plan_request_is_a_documented_400(make_client: MakeClient) -> None:
+    # Found by the spec fuzzer: the 400 was answered but missing from the spec.
+    client = await make_client(plugins=PLUGINS, config=CONFIG)
+    who = await signed_in(client)
+    headers = {**who.headers, "Content-Type": "application/json"}
+    resp = await client.post(PLANS, data=b"#", headers=headers)
+    assert resp.status == 400
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    assert check_response(spec, "POST", PLANS, 400, await resp.json()) == []
 
 
 async def test_the_profile_fills_in_what_the_request_leaves_out(make_client: MakeClient) -> None:

@@ -9,8 +9,6 @@ notification in the inbox. Nothing acknowledged is lost.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,11 +60,7 @@ async def redis_api(
             yield client
         assert not client.violations, "\n".join(client.violations)
     finally:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
+        server.stop()
 
 
 async def record_weights(api: Any, token: str) -> set[float]:

@@ -9,7 +9,6 @@ fail to parse, and requests through the router. Then the whole log is searched.
 from __future__ import annotations
 
 import asyncio
-import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -72,8 +71,7 @@ async def test_no_secret_reaches_the_logs(start: Callable[..., SplitServer], tmp
     try:
         secrets = await secret_handling_session(server.url)
     finally:
-        server.proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(server.proc.wait, 30)
+        await asyncio.to_thread(server.stop)
     logs = log_file.read_text(encoding="utf-8")
     assert logs.count("fittracker.access") >= 10, logs[-2000:]  # the run was logged, at DEBUG
     for secret in secrets:

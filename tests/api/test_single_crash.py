@@ -124,5 +124,4 @@ async def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path: Path) -
         for writer in writers:
             await check_after_restart(again.url, writer)
     finally:
-        again.proc.send_signal(signal.SIGTERM)
-        again.proc.wait(timeout=30)
+        again.stop()

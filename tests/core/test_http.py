@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import io
 import json
 import logging
@@ -144,6 +146,40 @@ async def test_413_body_over_the_limit(make_client: MakeClient) -> None:
     # just under the limit is fine
     ok = await client.post(NOTES, json={"text": "fits"}, headers=auth(token))
     assert ok.status == 201
+
+
+async def test_413_on_the_declared_length_before_the_body_comes(make_client: MakeClient) -> None:
+    """Regression: a Content-Length over the limit used to be answered only once the limit's
+    worth of body had arrived (a client sending slowly held the request open)."""
+    client = await notes(make_client, server={"max_body_bytes": 2048})
+    rest_never_comes = asyncio.Event()
+
+    async def body() -> Any:
+        yield b"{" + b" " * 100
+        await rest_never_comes.wait()
+
+    headers = {**auth(token_for(client)), "Content-Type": "application/json", "Content-Length": "100000000"}
+    resp = await asyncio.wait_for(client.post(NOTES, data=body(), headers=headers), 5)
+    rest_never_comes.set()
+    problem_body = await problem(resp, 413)
+    assert "2048" in problem_body["detail"]
+    assert resp.headers["Connection"] == "close"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_400_body_that_its_coding_cannot_decode(make_client: MakeClient, coding: str) -> None:
+    """Regression: ``Content-Encoding: gzip`` on a body that is not gzip was a 500."""
+    client = await notes(make_client)
+    token = token_for(client)
+    headers = {**auth(token), "Content-Type": "application/json", "Content-Encoding": coding}
+    resp = await client.post(NOTES, data=b'{"text": "x"}', headers=headers)
+    body = await problem(resp, 400)
+    assert body["type"].endswith("/bad-request") and "cannot be read" in body["detail"]
+    assert resp.headers["Connection"] == "close"  # aiohttp drops the connection: clients must not reuse it
+    resp = await client.post(
+        NOTES, data=gzip.compress(b'{"text": "zipped"}'), headers={**headers, "Content-Encoding": "gzip"}
+    )
+    assert resp.status == 201 and (await resp.json())["text"] == "zipped"
 
 
 @pytest.mark.parametrize(

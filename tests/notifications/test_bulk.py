@@ -217,6 +217,10 @@ async def test_admins_only_and_validation(live_client: TestClient[Any, Any]) -> 
         ({**body, "title": ""}, "title"),
         ({"audience": {"all": True}, "category": "system", "title": "t"}, "body"),
         ({**body, "extra": 1}, "extra"),
+        # data the storage could not hold (was a 500 when the job was stored)
+        ({**body, "data": {"$where": "1"}}, "data"),
+        ({**body, "data": {"a": {"b.c": 1}}}, "data"),
+        ({**body, "data": {"n": 2**63}}, "data"),
     ]
     for payload, field in cases:
         resp = await live_client.post(BULK, headers=admin, json=payload)

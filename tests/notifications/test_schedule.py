@@ -143,6 +143,10 @@ async def test_validation_and_access(live_client: TestClient[Any, Any]) -> None:
         (message("tomorrow"), "ISO 8601"),
         ({**message(at(60)), "category": "progress"}, "category"),
         ({**message(at(60)), "title": ""}, "title"),
+        # data the storage could not hold (was a 500 when the item was stored)
+        ({**message(at(60)), "data": {"$where": "1"}}, "invalid key"),
+        ({**message(at(60)), "data": {"k\u0000": 1}}, "invalid key"),
+        ({**message(at(60)), "data": {"a": [[[[[[[[[1]]]]]]]]]}}, "levels deep"),
     ]
     for body, needle in cases:
         resp = await live_client.post(SCHEDULED, headers=ada.headers, json=body)

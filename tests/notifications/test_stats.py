@@ -110,6 +110,8 @@ async def test_admins_only_and_validation(live_client: TestClient[Any, Any]) -> 
         "from=2024-01-01&to=2025-03-01": "from",
         "from=yesterday": "from",
         "to=2025-13-01": "to",
+        "to=9999-12-31": "to",  # the day after it overflowed: was a 500
+        "to=0001-01-01": "to",
         "days=3": "days",
     }
     for query, field in cases.items():

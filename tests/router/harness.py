@@ -117,6 +117,14 @@ def make_upstream_app(name: str, seen: Seen) -> web.Application:
         request.transport.close()
         return web.Response()  # never reaches the proxy: the connection is closing
 
+    async def garbage(request: web.Request) -> web.Response:
+        # Answers, but not with HTTP: a broken worker rather than a dead one.
+        await record(request)
+        assert request.transport is not None
+        request.transport.write(b"HTTP/1.1 ??? Nonsense\r\nContent-Length: 2\r\n\r\nno")
+        request.transport.close()
+        return web.Response()  # never reaches the proxy: the connection is closing
+
     async def ws(request: web.Request) -> web.WebSocketResponse:
         await record(request)
         sock: web.WebSocketResponse = web.WebSocketResponse(protocols=("chat.v1", "chat.v2"))
@@ -156,8 +164,9 @@ def make_upstream_app(name: str, seen: Seen) -> web.Application:
     app.router.add_post("/upload", upload)
     app.router.add_get("/stream", stream)
     app.router.add_get("/slow", slow)
-    app.router.add_get("/hold", hold)
+    app.router.add_route("*", "/hold", hold)
     app.router.add_route("*", "/die", die)
+    app.router.add_route("*", "/garbage", garbage)
     app.router.add_get("/ws", ws)
     app.router.add_get("/ws-refused", ws_refused)
     return app

@@ -90,15 +90,23 @@ def test_breaker_trial_without_verdict_is_released() -> None:
     assert breaker.allow()
 
 
-def test_breaker_opened_by_an_empty_pool_half_opens_when_an_upstream_returns() -> None:
+def test_breaker_opened_by_an_empty_pool_closes_when_an_upstream_returns() -> None:
     clock = Clock()
     breaker = CircuitBreaker(failure_threshold=5, cooldown_s=30, clock=clock)
     breaker.trip()
     assert not breaker.allow()
     breaker.pool_recovered()
-    assert breaker.allow()
-    breaker.success()
+    # Closed, not half-open: concurrent requests all go to the fresh upstream (split-mode
+    # chaos test: with one trial at a time, the others got 503 from a ready worker).
     assert breaker.describe()["state"] == "closed"
+    assert breaker.allow() and breaker.allow()
+    # Also when the cool-down had passed and a trial found the pool still empty.
+    breaker.trip()
+    clock.now += 30
+    assert breaker.allow()
+    breaker.trip()
+    breaker.pool_recovered()
+    assert breaker.allow() and breaker.allow()
     # A circuit opened by failures waits out its cool-down whatever the pool does.
     for _ in range(5):
         breaker.failure()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import os
 from collections import Counter
@@ -168,3 +169,37 @@ async def test_least_outstanding_avoids_the_busy_upstream(
     a.seen.release.set()
     assert (await (await held).json())["upstream"] == "a"
     assert all(u.in_flight == 0 for u in proxy.pool.all())
+
+
+async def test_compressed_bodies_go_upstream_decoded(
+    start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
+) -> None:
+    """Our server decodes a gzip body, so it goes upstream decoded: without its coding and its
+    encoded length (the upstream used to get plain bytes labelled gzip, and answer 500)."""
+    server = await start_upstream("a")
+    client = await front(await make_proxy(pool_of(server)))
+    payload = b'{"text": "' + b"compressible " * 5000 + b'"}'
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    resp = await client.post("/echo", data=gzip.compress(payload), headers=headers)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["body_sha256"] == hashlib.sha256(payload).hexdigest()
+    assert "Content-Encoding" not in body["headers"]
+    assert body["headers"].get("Content-Length", str(len(payload))) == str(len(payload))
+
+
+async def test_an_undecodable_body_is_the_clients_fault(
+    start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
+) -> None:
+    """A "gzip" body that is not gzip: a 400 problem, and nothing counts against the upstream
+    (it used to be a 502 each time, so a handful of them opened the circuit for everybody)."""
+    server = await start_upstream("a")
+    proxy = await make_proxy(pool_of(server), breaker_failures=2, eject_after=2)
+    client = await front(proxy)
+    for _ in range(5):
+        resp = await client.post("/echo", data=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+        assert resp.status == 400
+        problem = await resp.json(content_type=None)
+        assert problem["type"].endswith("/bad-request") and "cannot be read" in problem["detail"]
+    assert proxy.breaker.describe()["state"] == "closed"
+    assert (await client.get("/echo")).status == 200

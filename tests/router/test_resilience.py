@@ -10,9 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, RequestInfo
+from aiohttp.client_reqrep import ConnectionKey
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from fittracker.router import PluginProxy, Upstream, UpstreamPool
+from fittracker.router.failures import classify
 from tests.router.conftest import Front, MakeProxy, StartUpstream
 from tests.router.harness import pool_of
 
@@ -81,15 +85,81 @@ async def test_request_that_reached_a_dying_upstream_is_never_resent(
     start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
 ) -> None:
     a, b = await start_upstream("a"), await start_upstream("b")
-    client = await front(await make_proxy(pool_of(a, b), eject_after=100))
-    body = await problem(await client.post("/die", json={"x": 1}), 502)
-    assert "closed the connection" in body["detail"]
-    assert body["type"].endswith("/bad-gateway")
+    client = await front(await make_proxy(pool_of(a, b), eject_after=100, probe_interval_s=1.5))
+    resp = await client.post("/die", json={"x": 1})
+    body = await problem(resp, 503)
+    # The worker went away: try again shortly, but the write may have happened.
+    assert "went away before answering" in body["detail"]
+    assert "may or may not have been applied" in body["detail"]
+    assert body["type"].endswith("/upstream-unavailable")
+    assert resp.headers["Retry-After"] == "2"
     died = [s for s in (a, b) if ("POST", "/die") in s.seen.requests]
     assert len(died) == 1  # the other upstream never saw it
     # By default not even a GET is re-sent once it may have been received.
-    await problem(await client.get("/die"), 502)
+    resp = await client.get("/die")
+    body = await problem(resp, 503)
+    assert "may or may not" not in body["detail"]  # a read changes nothing
+    assert resp.headers["Retry-After"] == "2"
     assert sum(s.seen.requests.count(("GET", "/die")) for s in (a, b)) == 1
+
+
+async def test_an_invalid_answer_is_502_and_not_resent(
+    start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
+) -> None:
+    a, b = await start_upstream("a"), await start_upstream("b")
+    client = await front(await make_proxy(pool_of(a, b), eject_after=100, retry_idempotent_sent=True))
+    resp = await client.post("/garbage", json={})
+    body = await problem(resp, 502)
+    assert body["type"].endswith("/bad-gateway")
+    assert "invalid response" in body["detail"]
+    assert "may or may not have been applied" in body["detail"]
+    assert "Retry-After" not in resp.headers
+    assert sum(s.seen.requests.count(("POST", "/garbage")) for s in (a, b)) == 1
+
+
+_KEY = ConnectionKey("worker", 80, False, True, None, None, None)
+_INFO = RequestInfo(URL("http://worker/x"), "POST", CIMultiDictProxy(CIMultiDict()))
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "sent"),
+    [
+        pytest.param(
+            aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")),
+            503,
+            False,
+            id="refused",
+        ),
+        pytest.param(aiohttp.ConnectionTimeoutError("connect"), 504, False, id="connect-timeout"),
+        pytest.param(aiohttp.ServerDisconnectedError(), 503, True, id="disconnected"),
+        pytest.param(aiohttp.ClientOSError(104, "Connection reset by peer"), 503, True, id="reset"),
+        pytest.param(aiohttp.ClientConnectionResetError("closing transport"), 503, True, id="reset-on-write"),
+        pytest.param(ConnectionResetError(104, "Connection reset by peer"), 503, True, id="os-reset"),
+        pytest.param(
+            aiohttp.ClientPayloadError("Response payload is not completed: <ContentLengthError>"),
+            503,
+            True,
+            id="body-cut-short",
+        ),
+        pytest.param(
+            aiohttp.ClientPayloadError("400, message: Can not decode content-encoding: gzip"),
+            502,
+            True,
+            id="body-undecodable",
+        ),
+        pytest.param(
+            aiohttp.ClientResponseError(_INFO, (), status=400, message="Invalid status line"),
+            502,
+            True,
+            id="invalid-response",
+        ),
+        pytest.param(aiohttp.SocketTimeoutError("read"), 504, True, id="read-timeout"),
+    ],
+)
+def test_classify_a_worker_that_went_away_as_503(exc: BaseException, status: int, sent: bool) -> None:
+    failure = classify(exc)
+    assert (failure.status, failure.sent) == (status, sent), failure.reason
+    assert ("went away" in failure.reason) == (status == 503)
 
 
 async def test_safe_requests_may_be_resent_when_allowed(
@@ -97,9 +167,9 @@ async def test_safe_requests_may_be_resent_when_allowed(
 ) -> None:
     a, b = await start_upstream("a"), await start_upstream("b")
     client = await front(await make_proxy(pool_of(a, b), eject_after=100, retry_idempotent_sent=True))
-    await problem(await client.get("/die"), 502)
+    await problem(await client.get("/die"), 503)
     assert a.seen.requests.count(("GET", "/die")) == b.seen.requests.count(("GET", "/die")) == 1
-    await problem(await client.post("/die"), 502)
+    await problem(await client.post("/die"), 503)
     assert sum(s.seen.requests.count(("POST", "/die")) for s in (a, b)) == 1
 
 
@@ -131,15 +201,18 @@ async def test_passive_ejection_and_readmission_only_after_a_passing_probe(
     assert ("GET", "/echo") not in flaky.seen.requests[: flaky.seen.requests.index(("GET", "/health"))]
 
 
-async def test_all_upstreams_down_gives_502_then_503_with_retry_after(
+async def test_all_upstreams_down_gives_503_with_retry_after(
     start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
 ) -> None:
     d1, d2 = await start_upstream("d1", started=False), await start_upstream("d2", unix=True, started=False)
     proxy = await make_proxy(pool_of(d1, d2), eject_after=1, probe_interval_s=1.5)
     client = await front(proxy)
-    body = await problem(await client.get("/echo", headers={"X-Request-ID": "req-0000abcd"}), 502)
+    resp = await client.post("/echo", json={}, headers={"X-Request-ID": "req-0000abcd"})
+    body = await problem(resp, 503)
     assert body["request_id"] == "req-0000abcd"
-    assert "could not connect" in body["detail"]
+    assert "went away: could not connect" in body["detail"]
+    assert "may or may not" not in body["detail"]  # refused: it never left the router
+    assert resp.headers["Retry-After"] == "2"
     assert {u.state for u in proxy.pool.all()} == {"ejected"}
 
     resp = await client.get("/echo")
@@ -154,6 +227,28 @@ async def test_empty_pool_answers_503(make_proxy: MakeProxy, front: Front) -> No
     body = await problem(resp, 503)
     assert body["type"].endswith("/upstream-unavailable")
     assert resp.headers["Retry-After"] == "1"
+    # Then the circuit is open, and says why: not "failing", just nothing ready.
+    body = await problem(await client.get("/anything"), 503)
+    assert body["type"].endswith("/circuit-open")
+    assert body["detail"] == "no worker of the demo plug-in is ready"
+
+
+async def test_a_fresh_worker_in_an_empty_pool_serves_concurrent_requests(
+    start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
+) -> None:
+    # Split-mode chaos test: the only ai worker was replaced; while the first request to the
+    # fresh one was in flight (a half-open trial), another read got 503 "circuit open".
+    proxy = await make_proxy(UpstreamPool("demo"), breaker_cooldown_s=30)
+    client = await front(proxy)
+    await problem(await client.get("/echo"), 503)  # nothing ready: the circuit opens
+    fresh = await start_upstream("fresh")
+    proxy.pool.add(fresh.upstream())  # what the supervisor does once the worker is ready
+    first = asyncio.create_task(client.get("/hold"))
+    await eventually(lambda: ("GET", "/hold") in fresh.seen.requests, "the first request arrived")
+    resp = await client.get("/echo")
+    assert resp.status == 200, await resp.text()
+    fresh.seen.release.set()
+    assert (await first).status == 200
 
 
 async def test_breaker_opens_answers_fast_then_half_opens(
@@ -165,7 +260,7 @@ async def test_breaker_opens_answers_fast_then_half_opens(
     )
     client = await front(proxy)
     for _ in range(3):
-        await problem(await client.get("/echo"), 502)
+        await problem(await client.get("/echo"), 503)
     assert proxy.breaker.describe()["state"] == "open"
     await a.start()
     resp = await client.get("/echo")
@@ -179,6 +274,27 @@ async def test_breaker_opens_answers_fast_then_half_opens(
     assert (await client.get("/echo")).status == 200  # the trial passes ...
     assert proxy.breaker.describe()["state"] == "closed"  # ... and closes the circuit
     assert (await client.get("/echo")).status == 200
+
+
+async def test_a_worker_dying_with_requests_in_flight_leaves_the_circuit_closed(
+    start_upstream: StartUpstream, make_proxy: MakeProxy, front: Front
+) -> None:
+    # Split-mode chaos test: a workouts worker SIGKILLed with 5+ writes in flight opened the
+    # plug-in's circuit, and reads its healthy sibling could serve got 503 for the cool-down.
+    a, b = await start_upstream("a"), await start_upstream("b")
+    proxy = await make_proxy(pool_of(a, b), balance="round_robin", breaker_failures=5, probe_interval_s=30)
+    client = await front(proxy)
+    held = [asyncio.create_task(client.post("/hold", json={})) for _ in range(12)]
+    await eventually(lambda: len(a.seen.requests) == len(b.seen.requests) == 6, "6 writes held on each")
+    await a.stop()  # dies with 6 writes in flight
+    for resp in await asyncio.gather(*held[::2]):
+        assert "may or may not have been applied" in (await problem(resp, 503))["detail"]
+    assert member(proxy, "a").state == "ejected"  # the worker's own failures took it out
+    assert proxy.breaker.describe()["state"] == "closed"
+    resp = await client.get("/echo")
+    assert resp.status == 200 and resp.headers["X-Upstream"] == "b"
+    b.seen.release.set()
+    assert {(await resp.json())["upstream"] for resp in await asyncio.gather(*held[1::2])} == {"b"}
 
 
 async def test_slow_upstream_gives_504_without_retry(
@@ -199,7 +315,7 @@ async def test_no_retry_once_the_budget_is_spent(
     down, up = await start_upstream("down", started=False), await start_upstream("up")
     proxy = await make_proxy(pool_of(down, up), eject_after=100, retry_budget=0.0, retry_min_per_s=0.0)
     client = await front(proxy)
-    await problem(await client.get("/echo"), 502)  # round robin hit "down" first; no retry allowed
+    await problem(await client.get("/echo"), 503)  # round robin hit "down" first; no retry allowed
     assert ("GET", "/echo") not in up.seen.requests
     assert (await client.get("/echo")).status == 200
     assert proxy.describe()["retry_budget"]["retries"] == 0
@@ -211,7 +327,7 @@ async def test_max_retries_bounds_the_attempts(
     downs = [await start_upstream(f"d{i}", started=False) for i in range(3)]
     proxy = await make_proxy(pool_of(*downs), eject_after=100, max_retries=1, probe_interval_s=30)
     client = await front(proxy)
-    await problem(await client.get("/echo"), 502)
+    await problem(await client.get("/echo"), 503)
     # One attempt plus one retry, never a third.
     assert sum(u.consecutive_failures for u in proxy.pool.all()) == 2
 

@@ -17,7 +17,7 @@ from fittracker.storage import (
     StorageUnavailable,
     open_database,
 )
-from fittracker.storage.query import check_filter, matches
+from fittracker.storage.query import MAX_VALUE_DEPTH, check_filter, matches
 
 from .conftest import OpenDb
 
@@ -415,6 +415,102 @@ async def test_invalid_options(db: Database) -> None:
     for name in ("bad name", "sqlite_master", "$cmd", "a.b"):
         with pytest.raises(InvalidQuery):
             db.collection(name)
+
+
+# --- operator injection ------------------------------------------------------------------------
+# A bare object in a filter IS an operator expression (see FILTERS), so plug-ins hand user input
+# over as typed values (strings, numbers). Wherever a value stands for a literal ($eq, $ne, $in,
+# $nin, inside an object or array literal, in a document), an operator-looking object is refused
+# rather than obeyed; $where and every operator outside the documented subset are refused too.
+
+INJECTIONS: dict[str, Any] = {
+    "$eq of an operator object": {"name": {"$eq": {"$gt": ""}}},
+    "$ne of an operator object": {"name": {"$ne": {"$ne": None}}},
+    "$in holding an operator object": {"name": {"$in": [{"$gt": ""}]}},
+    "$nin holding $where": {"name": {"$nin": [{"$where": "1"}]}},
+    "object literal holding an operator": {"city": {"name": {"$gt": ""}}},
+    "array literal holding an operator": {"tags": [{"$regex": ".*"}]},
+    "$where at the top": {"$where": "this.name == 'Ann'"},
+    "$where as a field operator": {"name": {"$where": "1"}},
+    "$where inside $or": {"$or": [{"name": "Ann"}, {"$where": "1"}]},
+    "$where inside $and": {"$and": [{"$where": "1"}]},
+    "$where inside $not": {"name": {"$not": {"$where": "1"}}},
+    "$expr": {"$expr": {"$gt": ["$age", 0]}},
+    "$function": {"name": {"$function": {"body": "return true", "args": [], "lang": "js"}}},
+    "$nor": {"$nor": [{"name": "Ann"}]},
+    "$jsonSchema": {"$jsonSchema": {}},
+    "$text": {"$text": {"$search": "Ann"}},
+    "$elemMatch": {"sets": {"$elemMatch": {"reps": {"$gt": 0}}}},
+    "$comment smuggled next to a field": {"name": "Ann", "$comment": "x"},
+    "NUL in a field name": {"na\x00me": "Ann"},
+    "$ in a nested field name": {"city.$name": "Oslo"},
+}
+
+
+@pytest.mark.parametrize("flt", INJECTIONS.values(), ids=INJECTIONS.keys())
+async def test_injected_operators_are_refused(db: Database, flt: dict[str, Any]) -> None:
+    coll = await people(db)
+    for call in (coll.find, coll.find_one, coll.count, coll.delete_one, coll.delete_many):
+        with pytest.raises(InvalidQuery):
+            await call(flt)
+    with pytest.raises(InvalidQuery):
+        await coll.update_many(flt, {"$set": {"name": "pwned"}})
+    with pytest.raises(InvalidQuery):
+        await coll.update_one(flt, {"$set": {"name": "pwned"}}, upsert=True)
+    assert sorted(await coll.find({}), key=lambda d: d["_id"]) == PEOPLE
+
+
+async def test_operator_lookalike_strings_match_only_themselves(db: Database) -> None:
+    coll = db.collection("lookalikes")
+    await coll.insert_many(
+        [
+            {"_id": "gt", "v": "$gt"},
+            {"_id": "json", "v": '{"$gt": ""}'},
+            {"_id": "where", "v": "$where"},
+            {"_id": "plain", "v": "x"},
+        ]
+    )
+    assert await ids(coll, {"v": "$gt"}) == ["gt"]
+    assert await ids(coll, {"v": {"$eq": '{"$gt": ""}'}}) == ["json"]
+    assert await ids(coll, {"v": {"$in": ["$where", "$ne"]}}) == ["where"]
+    assert await ids(coll, {"v": {"$ne": "$gt"}}) == ["json", "plain", "where"]
+
+
+NESTED_TOO_DEEP: Any = {"a": 1}
+for _ in range(1000):
+    NESTED_TOO_DEEP = {"a": [NESTED_TOO_DEEP]}
+
+BAD_KEYS: dict[str, Any] = {
+    "NUL in a key": {"a\x00b": 1},
+    "NUL in a nested key": {"a": {"b\x00": 1}},
+    "$ key nested in a list": {"a": [{"$where": "1"}]},
+    "$where key": {"$where": "1"},
+    "nested 1000 deep": NESTED_TOO_DEEP,
+}
+
+
+@pytest.mark.parametrize("doc", BAD_KEYS.values(), ids=BAD_KEYS.keys())
+async def test_unstorable_keys_and_depths_are_refused(db: Database, doc: dict[str, Any]) -> None:
+    coll = db.collection("docs")
+    await coll.insert_one({"_id": "x", "n": 1})
+    with pytest.raises(InvalidQuery):
+        await coll.insert_one(doc)
+    with pytest.raises(InvalidQuery):
+        await coll.insert_many([{"fine": 1}, doc])
+    with pytest.raises(InvalidQuery):
+        await coll.update_one({"_id": "x"}, {"$set": {"v": doc}})
+    with pytest.raises(InvalidQuery):
+        await coll.find({"v": {"$eq": doc}})
+    assert await coll.find({}) == [{"_id": "x", "n": 1}]
+
+
+async def test_nesting_up_to_the_limit_is_stored(db: Database) -> None:
+    deep: Any = "leaf"
+    for _ in range(MAX_VALUE_DEPTH - 1):  # the document itself is one more level
+        deep = {"a": deep}
+    coll = db.collection("docs")
+    await coll.insert_one({"_id": "deep", "v": deep})
+    assert await coll.find_one({"_id": "deep"}) == {"_id": "deep", "v": deep}
 
 
 async def test_insert_many_is_all_or_nothing(db: Database) -> None:
