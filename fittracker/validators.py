@@ -57,19 +57,7 @@ def storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
     try:
-        check_value(value, "data")  # the storage port's rules
+        check_value(value, "data", max_depth=MAX_DATA_DEPTH)  # the storage port's rules, tighter
     except InvalidQuery as exc:
         raise ValueError(str(exc)) from None
-    level = 0
-    todo: list[dict[str, Any] | list[Any]] = [value]  # one level of objects and arrays at a time
-    while todo:
-        level += 1
-        if level > MAX_DATA_DEPTH:
-            raise ValueError(f"nested more than {MAX_DATA_DEPTH} levels deep")
-        todo = [
-            child
-            for node in todo
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
     return value

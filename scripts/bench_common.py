@@ -72,6 +72,13 @@ def open_files(pid: int) -> int:
         return -1
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of already sorted samples (nearest rank); NaN when there are none."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def row(
     name: str, got: dict[str, Any], pid: int, baseline: dict[str, Any] | None = None, label: str = ""
 ) -> Row:

@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from bench_common import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/api/v1/bench/item"
@@ -128,15 +129,9 @@ async def _load(url: str, duration_s: float, concurrency: int) -> dict[str, Any]
         "requests": len(latencies),
         "errors": errors,
         "rps": len(latencies) / elapsed,
-        "p50_ms": _percentile(latencies, 0.50) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
     }
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run_python_load(url: str, duration_s: float, concurrency: int) -> dict[str, Any]:

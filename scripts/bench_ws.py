@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-from bench_common import Row, open_files, report, rss_mb
+from bench_common import Row, open_files, percentile, report, rss_mb
 from bench_router import free_port
 from bench_split import (
     FAST_HASHING,
@@ -254,12 +254,6 @@ class Client:
 
 
 # -- the parent ---------------------------------------------------------------------------
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def sign_up_all(url: str, count: int) -> list[dict[str, Any]]:

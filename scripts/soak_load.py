@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from bench_common import percentile
 from bench_split import register
 
 WS_PATH = "/api/v1/notifications/ws"
@@ -55,10 +56,6 @@ SEARCHES = (
 )
 REFRESH_EVERY_S = 300.0  # access tokens live 15 minutes
 STATS_EVERY_S = 1.0
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 @dataclass

@@ -81,9 +81,9 @@ def is_operator_dict(value: object) -> bool:
     return isinstance(value, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in value)
 
 
-def check_value(value: object, where: str, depth: int = 0) -> None:
-    """Accept JSON-native values only, nested at most ``MAX_VALUE_DEPTH`` deep; object keys may
-    not start with '$' nor hold '.' or NUL (MongoDB cannot store a NUL in a key)."""
+def check_value(value: object, where: str, max_depth: int = MAX_VALUE_DEPTH, depth: int = 0) -> None:
+    """Accept JSON-native values only, objects and arrays nested at most ``max_depth`` deep;
+    object keys may not start with '$' nor hold '.' or NUL (MongoDB cannot store a NUL in a key)."""
     if value is None or isinstance(value, str | bool):
         return
     if isinstance(value, int):
@@ -92,18 +92,18 @@ def check_value(value: object, where: str, depth: int = 0) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidQuery(f"{where}: {value} is not a finite number")
-    elif isinstance(value, list | dict) and depth >= MAX_VALUE_DEPTH:
-        raise InvalidQuery(f"{where}: nested more than {MAX_VALUE_DEPTH} levels deep")
+    elif isinstance(value, list | dict) and depth >= max_depth:
+        raise InvalidQuery(f"{where}: nested more than {max_depth} levels deep")
     elif isinstance(value, list):
         for item in value:
-            check_value(item, where, depth + 1)
+            check_value(item, where, max_depth, depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
                 raise InvalidQuery(
                     f"{where}: invalid key {key!r} (keys may not start with '$' nor hold '.' or NUL)"
                 )
-            check_value(item, where, depth + 1)
+            check_value(item, where, max_depth, depth + 1)
     else:
         raise InvalidQuery(f"{where}: unsupported value type {type(value).__name__}")
 

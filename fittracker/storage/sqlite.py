@@ -534,13 +534,8 @@ class SqliteDatabase:
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = connect_wal(self.path, self._busy_ms / 1000)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            conn.create_function("regexp", 2, _regexp, deterministic=True)
-        except BaseException:
-            conn.close()
-            raise
+        conn = connect_wal(self.path, self._busy_ms / 1000)  # its busy timeout is ours
+        conn.create_function("regexp", 2, _regexp, deterministic=True)
         return conn
 
     def _ensure_table(self, conn: sqlite3.Connection, name: str) -> None:

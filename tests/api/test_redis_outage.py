@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import MakeClient
-from tests.deployments import DELIVERY, LiveClient, start_split_server
+from tests.deployments import DELIVERY, live_client, start_split_server
 from tests.helpers import auth, register
 from tests.redis_server import RedisServer
 
@@ -53,12 +53,8 @@ async def redis_api(
     }
     server = start_split_server(tmp_path, env)
     try:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(server.url + "/api/v1/openapi.json") as resp:
-                spec = await resp.json()
-            client = LiveClient(server.url, session, spec)
+        async with live_client(server) as client:
             yield client
-        assert not client.violations, "\n".join(client.violations)
     finally:
         server.stop()
 
