@@ -16,6 +16,7 @@ from aiohttp import web
 from fittracker import __version__, system
 from fittracker.app import build_app
 from fittracker.config import ENV_PREFIX, Settings
+from fittracker.http.parse_errors import answer_parse_errors_with_problems
 from fittracker.http.probes import answer_probes_first
 from fittracker.http.security import security_headers
 from fittracker.plugins import Discovery
@@ -48,8 +49,9 @@ async def serve(settings: Settings, found: Discovery, *, ready_line: bool = True
                 supervisor.set_env(PUBLIC_URL_ENV_VAR, internal)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=server["shutdown_timeout"])
         await runner.setup()
+        hsts = settings.section("http")["hsts"]
+        answer_parse_errors_with_problems(runner, security_headers(hsts))
         if not settings.section("log")["access_log_probes"]:
-            hsts = settings.section("http")["hsts"]
             answer_probes_first(runner, system.liveness_body, security_headers(hsts), runtime.metrics.http)
         if supervisor is not None:
             # Open the door once the workers can serve; SIGHUP rolls them one by one.

@@ -33,9 +33,11 @@ from aiohttp.typedefs import Middleware
 from fittracker import internal_auth
 from fittracker.config import Settings, build_schema, load_settings
 from fittracker.errors import ConfigError, Unauthorized
+from fittracker.http.parse_errors import answer_parse_errors_with_problems
 from fittracker.http.problems import from_problem
 from fittracker.http.requestid import HEADER as REQUEST_ID_HEADER
 from fittracker.http.requestid import accept_or_make
+from fittracker.http.security import security_headers
 from fittracker.log import configure_logging, reset_request_id, set_request_id
 from fittracker.plugins import PLUGINS_ENV, Discovery, discover
 from fittracker.runtime import prepare_heap_for_serving
@@ -185,6 +187,7 @@ async def serve_worker(
     socket_path: Path | None = args.unix
     try:
         await runner.setup()
+        answer_parse_errors_with_problems(runner, security_headers(settings.section("http")["hsts"]))
         if socket_path is not None:
             _remove_stale_socket(socket_path)
             await web.UnixSite(runner, str(socket_path)).start()

@@ -6,8 +6,8 @@ nothing was stored: everything the user could have changed (workouts and sets, r
 ratings, custom exercises, profile, notification preferences, devices, scheduled
 notifications, follows) is read back through the API before and after and must be the same.
 Requests go out byte for byte (tests/api/raw.py) where an HTTP client would "fix" them. A few
-never reach the application: aiohttp's HTTP parser refuses them first, with a plain-text 400
-and a closed connection (``test_refused_by_the_http_parser``).
+never reach the application: aiohttp's HTTP parser refuses them first, and the connection
+handler answers a problem and closes the connection (``test_refused_by_the_http_parser``).
 """
 
 from __future__ import annotations
@@ -681,13 +681,18 @@ PARSER = {
 
 @pytest.mark.parametrize("head", PARSER.values(), ids=PARSER.keys())
 async def test_refused_by_the_http_parser(api: Any, head: bytes) -> None:
-    """aiohttp answers these before any middleware runs: a plain-text 400 (not problem+json)
-    on a closed connection; the server goes on answering everybody else."""
+    """The HTTP parser refuses these before any middleware runs: still a 400 problem with the
+    security headers, on a closed connection; the server goes on answering everybody else."""
     who = await seed(api)
     before = await stored(api, who)
     token = f"Authorization: Bearer {who.token}\r\n".encode()
     resp = await send_raw(base_url(api), head.replace(b"\r\n\r\n", b"\r\n" + token + b"\r\n", 1))
-    assert resp.status == 400 and resp.content_type == "text/plain"
+    assert resp.status == 400 and resp.content_type == "application/problem+json", resp.body[:200]
+    problem = json.loads(resp.body)
+    assert problem["type"].endswith("/bad-http") and problem["request_id"], problem
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers.get("Connection", "").lower() == "close"
+    assert who.token not in resp.body.decode(errors="replace")
     await still_serving(api)
     await nothing_stored(api, who, before)
 
