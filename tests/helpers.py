@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp.test_utils import TestClient
 
 from tests.spec import check_response
+
+if TYPE_CHECKING:
+    from tests.deployments import LiveClient
 
 __all__ = ["auth", "check_response", "register"]
 
@@ -19,7 +22,7 @@ def auth(token: str) -> dict[str, str]:
 
 
 async def register(
-    client: TestClient[Any, Any],
+    client: TestClient[Any, Any] | LiveClient,
     email: str | None = None,
     password: str = DEFAULT_PASSWORD,
     name: str = "Test User",
