@@ -84,6 +84,8 @@ def json_response(description: str, schema: Mapping[str, Any] | type[BaseModel])
 
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# A WebSocket handshake: the bearer header, or the token in the query (browsers).
+BEARER_OR_QUERY: list[dict[str, list[str]]] = [*BEARER, {"accessTokenQuery": []}]
 """Any signed-in user: a valid, unexpired, unrevoked access token (401 otherwise)."""
 
 ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": ["admin"]}]
@@ -148,7 +150,14 @@ def assemble(title: str, version: str, parts: Iterable[tuple[str, Mapping[str, A
                     "bearerFormat": "JWT",
                     "description": "An access token (an Ed25519-signed JWT). Operations whose requirement "
                     'names roles (`{"bearerAuth": ["admin"]}`) need a token with one of them: 403 otherwise.',
-                }
+                },
+                "accessTokenQuery": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "access_token",
+                    "description": "The same access token as `?access_token=`, for WebSockets opened by "
+                    "browsers, which cannot set headers on the handshake.",
+                },
             },
         },
     }

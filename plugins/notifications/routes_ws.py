@@ -14,7 +14,7 @@ from fittracker_plugins.notifications.stream import control
 from fittracker import NotFound, PluginContext, Unauthorized
 from fittracker.auth import bearer_token
 from fittracker.http import read_query
-from fittracker.openapi import BEARER, operation, query_parameters
+from fittracker.openapi import BEARER_OR_QUERY, operation, query_parameters
 
 PATH = "/api/v1/notifications/ws"
 
@@ -118,7 +118,7 @@ def openapi() -> dict[str, Any]:
         {"101": {"description": "Switching protocols: the WebSocket is open"}},
         errors=(400, 401, 422),
         parameters=query_parameters(StreamQuery),
-        security=[{}, *BEARER],
+        security=BEARER_OR_QUERY,
         description=DESCRIPTION,
     )
     return {"paths": {PATH: {"get": op}}}

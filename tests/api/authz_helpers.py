@@ -50,11 +50,12 @@ def access_of(security: list[dict[str, list[str]]] | None) -> Access:
     if not security:
         return "public"
     for requirement in security:
-        unknown = set(requirement) - {"bearerAuth"}
+        unknown = set(requirement) - {"bearerAuth", "accessTokenQuery"}
         assert not unknown, f"unknown security scheme(s) {unknown} in {security}"
     if any(not requirement for requirement in security):
         return "optional"
-    roles = [set(requirement["bearerAuth"]) for requirement in security]
+    # The query token is the bearer token in another place: it grants what a plain bearer does.
+    roles = [set(requirement.get("bearerAuth", ())) for requirement in security]
     if any(not named for named in roles):
         return "user"
     assert all(named == {"admin"} for named in roles), f"unknown roles in {security}"

@@ -176,7 +176,7 @@ async def test_every_protected_operation_needs_a_token(api: Any) -> None:
     protected = [op for op in ops if op.access in ("user", "admin")]
     assert len(protected) > 50, [str(op) for op in ops]
     assert not await refused_everywhere(api, protected, None)
-    # The stream's token may come in the query, so its security reads as optional; not to anyone.
+    # And the stream's handshake, whose token may also come in the query.
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await connect(api, "", "")
     assert refused.value.status == 401
