@@ -29,7 +29,10 @@ from fittracker.router.pool import Upstream
 SLUGS = {502: "bad-gateway", 503: "upstream-unavailable", 504: "gateway-timeout"}
 WENT_AWAY = "the worker went away before answering"
 # Appended to a failure's detail when a request that changes something may have arrived.
-MAYBE_APPLIED = "the request was sent, so the write may or may not have been applied"
+MAYBE_APPLIED = (
+    "the request was sent, so the write may or may not have been applied; "
+    "retry it with the same Idempotency-Key where the operation takes one"
+)
 
 
 class ProxyFailure(Exception):

@@ -28,9 +28,13 @@ from fittracker_plugins.workouts.views import build_summary
 from fittracker_plugins.workouts.workouts_store import WorkoutStore, new_id, now_iso
 
 from fittracker import Conflict, NotFound, PluginContext, ValidationFailed
-from fittracker.storage import Document
+from fittracker.idempotency import check_same, derived_id
+from fittracker.storage import Document, DuplicateKeyError
 
 NO_WORKOUT = "no workout with this id"
+# What a repeated request (same idempotency key) must ask for again, as stored.
+WORKOUT_REQUEST_FIELDS = ("name", "notes", "started_at", "routine_id", "day_index")
+SET_REQUEST_FIELDS = ("exercise_id", "reps", "weight_kg", "rpe", "duration_s", "distance_m", "set_type")
 SUMMARY_WAIT_S = 2.0
 
 
@@ -138,14 +142,32 @@ class Logbook:
         return doc
 
     # --- the workout -------------------------------------------------------------------------
-    async def start_workout(self, user_id: str, fields: dict[str, Any]) -> Document:
+    async def start_workout(
+        self, user_id: str, fields: dict[str, Any], key: str | None = None
+    ) -> tuple[Document, bool]:
+        """Start a workout; with an idempotency ``key``, the one that key started, if any.
+
+        Returns the workout and whether it is a replay (started by an earlier request).
+        """
+        workout_id = derived_id(user_id, "workouts", key) if key else None
+        if workout_id is not None and (earlier := await self.store.get(user_id, workout_id)) is not None:
+            check_same(earlier, fields, WORKOUT_REQUEST_FIELDS)
+            return earlier, True
+        asked = dict(fields)
         if fields.get("routine_id"):
             fields["plan"] = await self._plan(user_id, fields["routine_id"], fields.get("day_index") or 0)
             fields["day_index"] = fields["plan"]["day_index"]
             fields["name"] = (
                 fields.get("name") or f"{fields['plan']['routine_name']} - {fields['plan']['day_name']}"
             )
-        doc = await self.store.create(user_id, fields)
+        try:
+            doc = await self.store.create(user_id, fields, workout_id)
+        except DuplicateKeyError:  # the same request, racing this one, started it first
+            earlier = await self.store.get(user_id, workout_id or "")
+            if earlier is None:
+                raise
+            check_same(earlier, asked, WORKOUT_REQUEST_FIELDS)
+            return earlier, True
         if doc["routine_id"]:
             await self.routines.record_use(doc["routine_id"])
         await self.derived.touch_week(user_id, doc["started_at"])
@@ -155,7 +177,7 @@ class Logbook:
         # Every workout event's subject is its user: consumers handle one subject's events in
         # order, and what follows from a workout (records, feeds, read models) is per user.
         await self.ctx.publish("workout.started", data, subject=user_id)
-        return doc
+        return doc, False
 
     async def _plan(self, user_id: str, routine_id: str, day_index: int) -> Document:
         routine = await self.routines.get_visible(user_id, routine_id)
@@ -235,12 +257,14 @@ class Logbook:
 
     # --- sets --------------------------------------------------------------------------------
     async def log_set(
-        self, user_id: str, workout_id: str, body: SetCreate
-    ) -> tuple[Document, list[Document]]:
+        self, user_id: str, workout_id: str, body: SetCreate, key: str | None = None
+    ) -> tuple[Document, list[Document], bool]:
+        """Log a set: the stored set, the records it broke, and whether it is a replay (with an
+        idempotency ``key``: the set that key logged earlier, and the records it broke then)."""
         exercise = await self._exercise(user_id, body.exercise_id)
         now = now_iso()
         item = {
-            "id": new_id(),
+            "id": derived_id(user_id, f"sets/{workout_id}", key) if key else new_id(),
             "exercise_id": body.exercise_id,
             "reps": body.reps,
             "weight_kg": weight_of(body),
@@ -251,9 +275,16 @@ class Logbook:
             "logged_at": now,
             "updated_at": now,
         }
-        after = await self.store.push_set(user_id, workout_id, item, self.max_sets)
+        after = await self.store.push_set(
+            user_id, workout_id, item, self.max_sets, new_id_only=key is not None
+        )
         if after is None:
             doc = await self.get(user_id, workout_id)
+            earlier = next((s for s in doc["sets"] if s["id"] == item["id"]), None) if key else None
+            if earlier is not None:
+                check_same(earlier, item, SET_REQUEST_FIELDS)
+                won = [mark for mark in doc.get("achievements", ()) if mark.get("set_id") == item["id"]]
+                return earlier, won, True
             if doc["status"] != "in_progress":
                 raise Conflict(f"the workout is {doc['status'].replace('_', ' ')}; no more sets can be added")
             raise Conflict(f"a workout holds at most {self.max_sets} sets")
@@ -273,7 +304,7 @@ class Logbook:
         await self.ctx.publish("workout.set_logged", data, subject=user_id)
         for mark in won:
             await self.ctx.publish("record.achieved", mark, subject=user_id)
-        return item, won
+        return item, won, False
 
     async def _records_of_set(
         self, user_id: str, workout_id: str, exercise: Document, item: Document

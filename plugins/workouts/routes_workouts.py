@@ -32,8 +32,9 @@ from fittracker_plugins.workouts.units import Units
 from fittracker_plugins.workouts.views import item_view, record_view, set_view, summary_view, workout_view
 from fittracker_plugins.workouts.workouts_store import iso
 
-from fittracker import PluginContext, require_user
+from fittracker import PluginContext, idempotency, require_user
 from fittracker.http import json_response, no_content, read_model, read_query
+from fittracker.idempotency import key_of
 from fittracker.openapi import BEARER, operation, query_parameters, schemas
 from fittracker.openapi import json_response as doc_response
 
@@ -53,9 +54,9 @@ async def create_workout(request: web.Request) -> web.Response:
     fields: dict[str, Any] = body.model_dump(exclude_none=True)
     if body.started_at is not None:
         fields["started_at"] = iso(body.started_at)
-    doc = await logbook_of(request).start_workout(user.user_id, fields)
+    doc, replayed = await logbook_of(request).start_workout(user.user_id, fields, key_of(request))
     units = await display_units(request, user.user_id, query.units)
-    return json_response(workout_view(doc, units), status=201)
+    return json_response(workout_view(doc, units), status=201, headers=REPLAY if replayed else None)
 
 
 async def list_workouts(request: web.Request) -> web.Response:
@@ -115,12 +116,15 @@ async def log_set(request: web.Request) -> web.Response:
     user = require_user(request)
     query = read_query(request, UnitsQuery)
     body = await read_model(request, SetCreate)
-    (item, won), units = await asyncio.gather(  # the preference read rides along with the write
-        logbook_of(request).log_set(user.user_id, request.match_info["workout_id"], body),
+    key = key_of(request)
+    (item, won, replayed), units = await asyncio.gather(  # the preference read rides along
+        logbook_of(request).log_set(user.user_id, request.match_info["workout_id"], body, key),
         display_units(request, user.user_id, query.units),
     )
     return json_response(
-        {**set_view(item, units), "records": [record_view(r, units) for r in won]}, status=201
+        {**set_view(item, units), "records": [record_view(r, units) for r in won]},
+        status=201,
+        headers=REPLAY if replayed else None,
     )
 
 
@@ -161,6 +165,15 @@ def setup(app: web.Application, ctx: PluginContext) -> None:
 WORKOUT_ID = {"name": "workout_id", "in": "path", "required": True, "schema": {"type": "string"}}
 SET_ID = {"name": "set_id", "in": "path", "required": True, "schema": {"type": "string"}}
 UNITS = query_parameters(UnitsQuery)
+IDEMPOTENCY_KEY = idempotency.OPENAPI_PARAMETER
+REPLAY = {idempotency.REPLAYED: "true"}
+
+
+def replayable(response: dict[str, Any]) -> dict[str, Any]:
+    """A 201 that may be the stored answer to an earlier request with the same key."""
+    return {**response, "headers": {idempotency.REPLAYED: idempotency.OPENAPI_REPLAYED_HEADER}}
+
+
 RECORDS_NOTE = (
     "Records (heaviest weight, best e1RM, most reps at a weight) are detected as sets are logged "
     "and announced once each as `record.achieved`; best session volume is checked at finish. "
@@ -183,12 +196,13 @@ def openapi() -> dict[str, Any]:
             "post": _op(
                 "start",
                 "Start a workout",
-                {"201": doc_response("The workout, in progress", Workout)},
+                {"201": replayable(doc_response("The workout, in progress", Workout))},
                 (400, 401, 413, 415, 422),
                 body=WorkoutCreate,
-                parameters=UNITS,
+                parameters=[*UNITS, IDEMPOTENCY_KEY],
                 description="With `routine_id` (and `day_index`, default 0) the day's exercises and targets "
-                "are attached as `plan` and the routine's use is counted. Publishes `workout.started`.",
+                "are attached as `plan` and the routine's use is counted. Publishes `workout.started`. "
+                "Safe to retry with an `Idempotency-Key`.",
             ),
             "get": _op(
                 "list",
@@ -253,13 +267,14 @@ def openapi() -> dict[str, Any]:
             "post": _op(
                 "log_set",
                 "Log a set",
-                {"201": doc_response("The stored set and the records it broke", LoggedSet)},
+                {"201": replayable(doc_response("The stored set and the records it broke", LoggedSet))},
                 write,
                 body=SetCreate,
-                parameters=one,
+                parameters=[*one, IDEMPOTENCY_KEY],
                 description="Exactly one of `weight_kg` / `weight_lb`; stored in kg (1 lb = 0.45359237 kg). "
                 "409 on a finished or discarded workout, or past `max_sets_per_workout`; 422 if the "
-                "exercise is not visible to you. Publishes `workout.set_logged`. " + RECORDS_NOTE,
+                "exercise is not visible to you. Publishes `workout.set_logged`. Safe to retry with an "
+                "`Idempotency-Key` (keys are per workout). " + RECORDS_NOTE,
             )
         },
         BASE + "/{workout_id}/sets/{set_id}": {

@@ -101,10 +101,11 @@ class WorkoutStore:
     async def _write_head(self, doc: Mapping[str, Any]) -> None:
         await versioned_write(self.heads, doc["_id"], int(doc["version"]), self.head_of(doc))
 
-    async def create(self, user_id: str, fields: Mapping[str, Any]) -> Document:
+    async def create(self, user_id: str, fields: Mapping[str, Any], doc_id: str | None = None) -> Document:
+        """Insert a new workout (``doc_id``: a chosen id; DuplicateKeyError when it exists)."""
         now = now_iso()
         doc: Document = {
-            "_id": new_id(),
+            "_id": doc_id or new_id(),
             "user_id": user_id,
             "name": fields.get("name"),
             "notes": fields.get("notes"),
@@ -166,10 +167,21 @@ class WorkoutStore:
         flt["status"] = status if status else {"$in": list(LIVE_STATUSES)}
         return await self.heads.count(flt)
 
-    async def push_set(self, user_id: str, workout_id: str, item: Document, max_sets: int) -> Document | None:
-        """Append a set atomically; None when the workout is not open or is full (caller tells which)."""
+    async def push_set(
+        self, user_id: str, workout_id: str, item: Document, max_sets: int, *, new_id_only: bool = False
+    ) -> Document | None:
+        """Append a set atomically; None when the workout is not open or is full (caller tells which),
+        or with ``new_id_only`` when it already holds a set with ``item``'s id."""
+        where: Document = {
+            "_id": workout_id,
+            "user_id": user_id,
+            "status": "in_progress",
+            "set_count": {"$lt": max_sets},
+        }
+        if new_id_only:
+            where["sets.id"] = {"$ne": item["id"]}
         return await self.workouts.update_one(
-            {"_id": workout_id, "user_id": user_id, "status": "in_progress", "set_count": {"$lt": max_sets}},
+            where,
             {
                 "$push": {"sets": item},
                 "$inc": {"version": 1, "set_count": 1},

@@ -75,7 +75,18 @@ class SetWrite:
     call: Call
     workout_id: str
     marker: int  # the set's duration_s: unique per user, to find a set whose answer was lost
-    set_id: str | None
+    set_id: str | None  # from its 201
+    payload: dict[str, Any] = field(default_factory=dict)
+    retried_id: str | None = None  # from the 201 of its retry, once the workers were back
+
+    @property
+    def key(self) -> str:
+        return set_key(self.marker)
+
+
+def set_key(marker: int) -> str:
+    """A set write's Idempotency-Key: a retry of a 503'd set must not log it twice."""
+    return f"chaos-set-{marker}"
 
 
 @dataclass
@@ -106,14 +117,20 @@ class Client:
         self.calls: list[Call] = []
 
     async def call(
-        self, method: str, path: str, plugin: str, what: str, user: User, json: Any = None
+        self,
+        method: str,
+        path: str,
+        plugin: str,
+        what: str,
+        user: User,
+        json: Any = None,
+        key: str | None = None,
     ) -> tuple[Call, Any]:
         started = time.monotonic()
         body: Any = None
+        headers = {**user.headers, "Idempotency-Key": key} if key else user.headers
         try:
-            async with self.session.request(
-                method, self.base + path, json=json, headers=user.headers
-            ) as resp:
+            async with self.session.request(method, self.base + path, json=json, headers=headers) as resp:
                 raw = await resp.read()
                 if raw and "json" in (resp.content_type or ""):
                     body = await resp.json()
@@ -201,9 +218,9 @@ async def writes(client: Client, user: User, stop_at: float, lane: int = 0) -> N
                 "duration_s": turn,
             }
             path = f"/api/v1/workouts/{workout_id}/sets"
-            call, body = await client.call("POST", path, "workouts", "set", user, payload)
+            call, body = await client.call("POST", path, "workouts", "set", user, payload, set_key(turn))
             set_id = body["id"] if call.status == 201 else None
-            user.sets.append(SetWrite(call, workout_id, turn, set_id))
+            user.sets.append(SetWrite(call, workout_id, turn, set_id, payload))
         await asyncio.sleep(max(0.0, began + every_s - time.monotonic()))
 
 

@@ -174,7 +174,9 @@ async def test_chaos_for_a_minute(own_split_server: SplitServer) -> None:
             write_calls = [c for c in client.calls if c.method != "GET"]
             bad_writes = [c for c in write_calls if not (200 <= c.status < 300 or _unavailable(c))]
             assert not bad_writes, _show(bad_writes, monitor)
-            applied = sum([await _check_writes(session, server.url, user) for user in users])
+            applied = sum([await _retry_unanswered_sets(client, user) for user in users])
+            for user in users:
+                await _check_writes(session, server.url, user)
 
             # (3) WebSockets.
             checked = await _check_streams(session, server.url, users, listeners)
@@ -190,7 +192,7 @@ async def test_chaos_for_a_minute(own_split_server: SplitServer) -> None:
         f" replaced in {restart_s[len(restart_s) // 2]:.1f} s median, {restart_s[-1]:.1f} s max;"
         f" reads {_count(read_calls, 200)} ok / {_count(read_calls, 503)} 503;"
         f" writes {_count(write_calls, 200, 201)} ok / {_count(write_calls, 503)} 503"
-        f" ({applied} of those applied);"
+        f" ({applied} of the sets among them applied, retried with their key: no duplicate);"
         f" ws {len(listeners)} clients, {sum(lis.connects - 1 for lis in listeners)} reconnects"
         f" ({sum(lis.replayed for lis in listeners)} messages replayed); events checked {checked}"
     )
@@ -252,23 +254,44 @@ async def _check_streams(
     return checked
 
 
-async def _check_writes(session: aiohttp.ClientSession, base: str, user: User) -> int:
-    """Every acknowledged write of ``user`` is stored; returns how many 503'd sets were applied."""
+async def _retry_unanswered_sets(client: Client, user: User) -> int:
+    """Send every set that got no 201 again, with its Idempotency-Key, now that every worker is
+    back; returns how many had been applied the first time (the answer says it is a replay).
+
+    A 409 means the workout was finished meanwhile and the set had never been applied."""
+    applied = 0
+    for write in user.sets:
+        if write.set_id is not None:
+            continue
+        path = f"/api/v1/workouts/{write.workout_id}/sets"
+        headers = {**user.headers, "Idempotency-Key": write.key}
+        async with client.session.post(client.base + path, json=write.payload, headers=headers) as resp:
+            assert resp.status in (201, 409), (resp.status, await resp.text())
+            if resp.status == 201:
+                write.retried_id = (await resp.json())["id"]
+                applied += resp.headers.get("Idempotent-Replayed") == "true"
+    return applied
+
+
+async def _check_writes(session: aiohttp.ClientSession, base: str, user: User) -> None:
+    """Every acknowledged write of ``user`` is stored, once: retried sets were not duplicated."""
     stored: dict[str, dict[str, Any]] = {}
     for workout_id in user.workout_ids:
         async with session.get(f"{base}/api/v1/workouts/{workout_id}", headers=user.headers) as resp:
             assert resp.status == 200, (workout_id, await resp.text())
             stored[workout_id] = await resp.json()
-    for set_id, workout_id in user.acknowledged_sets().items():
-        assert set_id in {s["id"] for s in stored[workout_id]["sets"]}, (user.index, workout_id, set_id)
+    for write in user.sets:
+        if set_id := write.set_id or write.retried_id:
+            assert set_id in {s["id"] for s in stored[write.workout_id]["sets"]}, (user.index, write)
     for call, workout_id in user.finishes:
         if call.status == 200:
             assert stored[workout_id]["status"] == "finished", (user.index, workout_id)
-    applied = 0
+    markers = Counter(s.get("duration_s") for doc in stored.values() for s in doc["sets"])
+    twice = {marker: n for marker, n in markers.items() if n > 1}
+    assert not twice, (user.index, twice)
     for write in user.sets:
-        if write.set_id is None and write.workout_id in stored:
-            markers = {s.get("duration_s") for s in stored[write.workout_id]["sets"]}
-            applied += write.marker in markers
+        if write.set_id is None and write.retried_id is None:  # the retry met a finished workout
+            assert write.marker not in markers, (user.index, write)  # so it was never applied
     # The profile holds the last acknowledged update, or one after it whose answer was lost.
     async with session.get(f"{base}/api/v1/profiles/me", headers=user.headers) as resp:
         assert resp.status == 200
@@ -277,7 +300,6 @@ async def _check_writes(session: aiohttp.ClientSession, base: str, user: User) -
     if acked:
         allowed = {value for call, value in user.profiles[acked[-1] :] if call.status in (200, 503)}
         assert weight in allowed, (user.index, weight, user.profiles[acked[-1] :])
-    return applied
 
 
 async def test_main_process_sigkill_leaves_no_orphans(tmp_path: Path) -> None:
